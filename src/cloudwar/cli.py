@@ -1,0 +1,194 @@
+"""The command line: ``cloudwar run``, ``cloudwar scenarios``, ``cloudwar describe``.
+
+Every user error (bad scenario, bad value, missing file) ends with one line on stderr,
+``cloudwar: error: ...``, and exit status 2; nothing is written to ``--out`` unless the whole
+run succeeded (outputs are written to a temporary folder beside it, then moved in).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from cloudwar.scenario import ScenarioError
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of usage + message
+        raise CliError(message)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def parse_sets(items: list[str]) -> dict[str, object]:
+    from cloudwar.scenario import parse_override
+
+    return dict(parse_override(item) for item in items)
+
+
+def write_atomically(out: Path, write: Callable[[Path], None]) -> None:
+    """Run ``write(tmpdir)``, then move every file it made into ``out``; on failure leave ``out`` as it was."""
+    out = out.resolve()
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {out} exists and is not a folder")
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CliError(f"cannot create {parent}: {err.strerror}") from None
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+    try:
+        write(tmp)
+        out.mkdir(exist_ok=True)
+        for item in tmp.iterdir():
+            os.replace(item, out / item.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from cloudwar.model import CloudMarket
+    from cloudwar.results import plot_results, summary_table
+
+    overrides = parse_sets(args.set)
+    if args.quarters is not None:
+        overrides["quarters"] = args.quarters
+    model = CloudMarket(args.scenario, rng=args.seed, overrides=overrides)
+    quarters = model.config.quarters
+    show = args.progress if args.progress is not None else (model.population.n * quarters >= 2_000_000)
+    with tqdm(total=quarters, desc=f"{model.config.name}", unit="quarter", disable=not show, file=sys.stderr) as bar:
+        results = model.run(progress=bar)
+    summary = summary_table(results)
+
+    def write(tmp: Path) -> None:
+        results.to_csv(tmp / "results.csv", index=False)
+        plot_results(
+            results,
+            tmp / "shares_and_margins.png",
+            title=f"{model.config.name}: {quarters} quarters from {model.config.start}, seed {args.seed}",
+        )
+        summary.to_csv(tmp / "summary.csv")
+
+    if args.out is not None:
+        write_atomically(Path(args.out), write)
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
+        print(f"{model.config.name}: quarter {quarters} of a run from {model.config.start} (seed {args.seed})")
+        print(summary.to_string())
+    if args.out is not None:
+        print(f"wrote {Path(args.out) / 'results.csv'}, {Path(args.out) / 'shares_and_margins.png'}")
+    return 0
+
+
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    from cloudwar.scenario import shipped_scenarios
+
+    for name, description in shipped_scenarios().items():
+        print(f"{name:20s} {description}")
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    from cloudwar.scenario import describe_fields
+
+    for key, unit, default, doc in describe_fields():
+        print(f"{key:45s} {unit:28s} {default:12s} {doc}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cloudwar", description="Agent-based simulation of competition in the AI cloud market.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run one scenario and write its table and figure")
+    run.add_argument("--scenario", default="baseline", help="shipped scenario name or TOML file (default: baseline)")
+    run.add_argument("--quarters", type=positive_int, help="quarters to run (default: the scenario's)")
+    run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario value, e.g. --set enterprises=50000 --set providers.Alibaba.price.ai=0.2",
+    )
+    run.add_argument("--out", help="folder for results.csv, summary.csv and shares_and_margins.png")
+    run.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: on for long runs)",
+    )
+    run.set_defaults(func=cmd_run)
+
+    scen = sub.add_parser("scenarios", help="list the shipped scenarios")
+    scen.set_defaults(func=cmd_scenarios)
+
+    desc = sub.add_parser("describe", help="every scenario key with its unit, default and meaning")
+    desc.set_defaults(func=cmd_describe)
+
+    for register in _EXTENSIONS:
+        register(sub)
+    return parser
+
+
+# Modules that add subcommands through a ``register_cli(subparsers)`` function. They must be
+# cheap to import (heavy imports inside the command functions), since every call loads them.
+EXTENSION_MODULES = ("cloudwar.sweep", "cloudwar.serve")
+_EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def _load_extensions() -> None:
+    import importlib
+
+    for module in EXTENSION_MODULES:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name == module:  # that part of the product is not there
+                continue
+            raise
+        register = getattr(mod, "register_cli", None)
+        if register is not None and register not in _EXTENSIONS:
+            _EXTENSIONS.append(register)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _load_extensions()
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except (CliError, ScenarioError) as err:
+        print(f"cloudwar: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:
+        print(f"cloudwar: error: {err.strerror or err}: {err.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("cloudwar: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

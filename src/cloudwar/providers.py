@@ -1,0 +1,227 @@
+"""Provider agents: prices, capacity, unit costs and the quarter's books.
+
+Capacity is held as vintages: capex bought in quarter t adds ``capex / capex_per_unit(t)``
+compute units that come into service at ``t + build_lag`` and retire ``useful_life`` quarters
+later; each vintage is depreciated straight-line over its useful life while in service.
+The starting capacity is ``starting compute demand / initial_utilisation``, as vintages bought
+evenly over the past useful life (one retires every quarter), priced at the hardware cost of
+their quarter.
+
+Unit cost (USD per unit served) = starting marginal cost x learning x hardware, where
+learning = (cumulative volume / starting cumulative volume) ^ -learning_exponent and
+hardware = (1 - hardware_decline) ^ (quarter / 4). Capex per compute unit falls with hardware too.
+
+Books per quarter (USD): revenue = price x served volume; variable cost = unit cost x served;
+depreciation; fixed opex; operating income = revenue - variable cost - depreciation - fixed opex;
+free cash flow = operating income + depreciation - capex (pre-tax, no working capital);
+NPV = sum of FCF_t / (1 + discount_rate) ^ (t / 4).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import mesa
+import numpy as np
+
+from cloudwar.scenario import ProviderSpec, ScenarioError, per_region
+from cloudwar.strategies import Strategy, make_strategy
+
+if TYPE_CHECKING:
+    from cloudwar.model import CloudMarket
+
+
+class Provider(mesa.Agent):
+    """A cloud provider: decides prices and capex through its strategy, keeps its books."""
+
+    def __init__(self, model: CloudMarket, spec: ProviderSpec, index: int):
+        super().__init__(model)
+        s = model.config
+        self.name = spec.name
+        self.index = index
+        self.spec = spec
+        self.strategy: Strategy = make_strategy(spec.strategy)
+        products, regions = s.product_names, s.region_names
+        self.quality = np.array([[per_region(spec.quality, k, r) for r in regions] for k in products])
+        self.initial_prices = np.array([[per_region(spec.price, k, r) for r in regions] for k in products])
+        self.prices = self.initial_prices.copy()
+        self.base_cost = np.array([[per_region(spec.marginal_cost, k, r) for r in regions] for k in products])
+        self.unit_cost = self.base_cost.copy()
+        self.presence = np.array([spec.presence.get(r, 1.0) for r in regions], dtype=float)
+        self.ecosystem = spec.ecosystem
+        self.service_level = np.ones(len(regions))
+        self.compute_demand = np.zeros(len(regions))
+        self.demand_growth_per_quarter = np.zeros(len(regions))
+        self.cumulative_volume = np.zeros(len(products))
+        self.starting_experience = np.zeros(len(products))
+        # Vintages: region, first quarter in service, first quarter retired, compute units, cost (USD).
+        self._v_region = np.zeros(0, dtype=np.int64)
+        self._v_online = np.zeros(0, dtype=np.int64)
+        self._v_retire = np.zeros(0, dtype=np.int64)
+        self._v_units = np.zeros(0)
+        self._v_cost = np.zeros(0)
+        self.next_prices = self.prices
+        self.planned_capex = np.zeros(len(regions))
+        self.cumulative_fcf = 0.0
+        self.npv = 0.0
+        self.history: list[dict[str, Any]] = []
+
+    # --- capacity ------------------------------------------------------------------------
+    def capex_per_unit_now(self, market: CloudMarket) -> float:
+        """USD that buys one compute unit of capacity this quarter."""
+        return self.spec.capex_per_unit * market.hardware_factor(market.quarter)
+
+    def _add_vintages(self, region: np.ndarray, online: np.ndarray, units: np.ndarray, cost: np.ndarray) -> None:
+        life = self.model.capacity.useful_life
+        self._v_region = np.concatenate([self._v_region, region])
+        self._v_online = np.concatenate([self._v_online, online])
+        self._v_retire = np.concatenate([self._v_retire, online + life])
+        self._v_units = np.concatenate([self._v_units, units])
+        self._v_cost = np.concatenate([self._v_cost, cost])
+
+    def install_starting_capacity(self, compute_demand: np.ndarray, utilisation: float) -> None:
+        """Starting capacity as vintages spread evenly over the past useful life."""
+        market = self.model
+        life = market.capacity.useful_life
+        capacity = compute_demand / utilisation
+        ages = np.arange(life)  # vintage online at quarter 1 - age, so one retires each quarter from quarter 1
+        regions = np.repeat(np.arange(len(capacity)), life)
+        online = np.tile(1 - life + ages, len(capacity))
+        units = np.repeat(capacity / life, life)
+        cost = units * self.spec.capex_per_unit * market.hardware_factor(online - market.capacity.build_lag)
+        keep = units > 0
+        self._add_vintages(regions[keep], online[keep], units[keep], cost[keep])
+
+    def capacity_in_service(self, quarter: int) -> np.ndarray:
+        """Compute units in service per region in ``quarter`` (inf when capacity is unlimited)."""
+        n_regions = len(self.presence)
+        if not self.model.capacity_limited:
+            return np.full(n_regions, np.inf)
+        live = (self._v_online <= quarter) & (self._v_retire > quarter)
+        return np.bincount(self._v_region[live], weights=self._v_units[live], minlength=n_regions)
+
+    def depreciation(self, quarter: int) -> np.ndarray:
+        """Straight-line depreciation per region in ``quarter``, USD."""
+        n_regions = len(self.presence)
+        live = (self._v_online <= quarter) & (self._v_retire > quarter)
+        per_quarter = self._v_cost[live] / self.model.capacity.useful_life
+        return np.bincount(self._v_region[live], weights=per_quarter, minlength=n_regions)
+
+    def invest(self, capex: np.ndarray) -> None:
+        """Spend ``capex`` (USD per region) now; the capacity arrives after the build lag."""
+        market = self.model
+        self.planned_capex = capex
+        if not market.capacity_limited or not np.any(capex > 0):
+            return
+        regions = np.nonzero(capex > 0)[0]
+        units = capex[regions] / self.capex_per_unit_now(market)
+        online = np.full(len(regions), market.quarter + market.capacity.build_lag)
+        self._add_vintages(regions, online, units, capex[regions])
+
+    # --- decisions -----------------------------------------------------------------------
+    def decide(self) -> None:
+        """Ask the strategy for next quarter's prices and this quarter's capex (not yet applied)."""
+        market = self.model
+        prices = np.asarray(self.strategy.set_prices(self, market), dtype=float)
+        capex = np.asarray(self.strategy.set_capex(self, market), dtype=float)
+        if prices.shape != self.prices.shape or not np.all(np.isfinite(prices)) or np.any(prices < 0):
+            raise ScenarioError(f"strategy of {self.name} returned invalid prices {prices!r}")
+        if capex.shape != self.presence.shape or not np.all(np.isfinite(capex)) or np.any(capex < 0):
+            raise ScenarioError(f"strategy of {self.name} returned invalid capex {capex!r}")
+        self.next_prices = prices
+        self.planned_capex = capex
+
+    def apply_decision(self) -> None:
+        self.prices = self.next_prices
+        self.invest(self.planned_capex)
+
+    # --- books ---------------------------------------------------------------------------
+    def update_costs(self, served: np.ndarray) -> None:
+        """Learning and hardware: unit cost for next quarter from volume served (products x regions)."""
+        market = self.model
+        volume = served.sum(axis=1)
+        unset = (self.starting_experience == 0) & (volume > 0)
+        self.starting_experience[unset] = volume[unset] * market.capacity.initial_experience
+        self.cumulative_volume[unset] = self.starting_experience[unset]
+        self.cumulative_volume += volume
+        b = market.capacity.learning_exponent
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(self.starting_experience > 0, self.cumulative_volume / self.starting_experience, 1.0)
+        learning = ratio**-b
+        self.unit_cost = self.base_cost * learning[:, None] * market.hardware_factor(market.quarter + 1)
+
+    def book(
+        self, quarter: int, served: np.ndarray, compute_demand: np.ndarray, served_share: np.ndarray
+    ) -> dict[str, Any]:
+        """Book the quarter. ``served``: volume served per (product, region); returns the record."""
+        market = self.model
+        revenue = self.prices * served
+        variable_cost = self.unit_cost * served
+        depreciation = self.depreciation(quarter) if market.capacity_limited else np.zeros(len(self.presence))
+        compute = served * market.compute_per_unit[:, None]
+        compute_total = compute.sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            compute_split = np.where(compute_total > 0, compute / compute_total, 1.0 / compute.shape[0])
+            total_revenue = revenue.sum()
+            revenue_split = revenue / total_revenue if total_revenue > 0 else np.full_like(revenue, 1.0 / revenue.size)
+        allocated_depreciation = compute_split * depreciation[None, :]
+        allocated_opex = revenue_split * self.spec.fixed_opex
+        operating_income = revenue - variable_cost - allocated_depreciation - allocated_opex
+        capex = self.planned_capex
+        fcf = float(operating_income.sum() + depreciation.sum() - capex.sum())
+        self.cumulative_fcf += fcf
+        self.npv += fcf / (1.0 + market.config.discount_rate) ** (quarter / 4.0)
+        previous = self.compute_demand
+        if quarter > 1:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                growth = np.where(previous > 0, compute_demand / previous - 1.0, 0.0)
+            self.demand_growth_per_quarter = 0.75 * self.demand_growth_per_quarter + 0.25 * growth
+        self.compute_demand = compute_demand
+        capacity = self.capacity_in_service(quarter)
+        self.service_level = served_share
+        record = {
+            "revenue": revenue,
+            "variable_cost": variable_cost,
+            "operating_income": operating_income,
+            "served_volume": served,
+            "capacity": capacity,
+            "compute_demand": compute_demand,
+            "capex": capex.copy(),
+            "depreciation": depreciation,
+            "service_level": served_share,
+            "free_cash_flow": fcf,
+            "cumulative_free_cash_flow": self.cumulative_fcf,
+            "npv": self.npv,
+            "fixed_opex": self.spec.fixed_opex,
+        }
+        self.history.append(record)
+        self.update_costs(served)
+        return record
+
+    # --- reporters -----------------------------------------------------------------------
+    @property
+    def revenue(self) -> float:
+        return float(self.history[-1]["revenue"].sum()) if self.history else 0.0
+
+    @property
+    def operating_income(self) -> float:
+        return float(self.history[-1]["operating_income"].sum()) if self.history else 0.0
+
+    @property
+    def operating_margin(self) -> float:
+        revenue = self.revenue
+        return self.operating_income / revenue if revenue > 0 else float("nan")
+
+    @property
+    def capex(self) -> float:
+        return float(self.planned_capex.sum())
+
+    @property
+    def free_cash_flow(self) -> float:
+        return float(self.history[-1]["free_cash_flow"]) if self.history else 0.0
+
+    @property
+    def revenue_share(self) -> float:
+        """Share of all providers' revenue, all products and regions."""
+        total = self.model.total_revenue
+        return self.revenue / total if total > 0 else float("nan")

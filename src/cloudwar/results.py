@@ -1,0 +1,275 @@
+"""Tidy tables and figures.
+
+:func:`tidy_results` turns a run into one long table with columns
+``quarter, provider, region, product, metric, value``. The label ``all`` stands for the
+aggregate: ``provider="all"`` is the market, ``region="all"`` all regions together (the world),
+``product="all"`` all product lines. Metrics and units:
+
+==========================  ==========================================  =========================
+metric                      meaning                                     unit
+==========================  ==========================================  =========================
+price                       price charged                               USD per unit
+revenue                     price x served volume                       USD per quarter
+revenue_share               share of the market's revenue               fraction
+customers                   enterprises buying from the provider        count
+customer_share              share of the market's customers             fraction
+served_volume               volume served after rationing               units per quarter
+demand_volume               volume demanded by its customers            units per quarter
+operating_income            revenue - variable cost - depreciation      USD per quarter
+                            - fixed opex (allocated)
+operating_margin            operating income / revenue                  fraction
+churn                       customers lost / customers a quarter ago    fraction per quarter
+capacity                    compute units in service                    compute units
+capacity_utilisation        served compute / capacity                   fraction
+service_level               share of demand served                      fraction
+capex                       capital expenditure                         USD per quarter
+depreciation                straight-line depreciation                  USD per quarter
+free_cash_flow              operating income + depreciation - capex     USD per quarter
+cumulative_free_cash_flow   running sum of free cash flow               USD
+npv                         discounted sum of free cash flow so far     USD
+hhi                         Herfindahl-Hirschman index of revenue       points, 0-10,000
+ai_adoption                 share of enterprises that adopted AI        fraction
+==========================  ==========================================  =========================
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from cloudwar.model import CloudMarket
+
+ALL = "all"
+COLUMNS = ["quarter", "provider", "region", "product", "metric", "value"]
+
+
+def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b != 0, a / np.where(b != 0, b, 1), np.nan)
+
+
+class _Rows:
+    """Collects rows as arrays and builds the table once."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple] = []
+
+    def add(self, quarter: int, metric: str, values: np.ndarray, providers, products, regions) -> None:
+        """``values`` has one axis per label list (in this order); a str label is a fixed value."""
+        axes = [labels for labels in (providers, products, regions) if not isinstance(labels, str)]
+        values = np.asarray(values, dtype=float).reshape([len(a) for a in axes])
+        grids = np.meshgrid(*[np.arange(len(a)) for a in axes], indexing="ij") if axes else []
+        columns, g = [], 0
+        size = values.size
+        for labels in (providers, products, regions):
+            if isinstance(labels, str):
+                columns.append(np.full(size, labels, dtype=object))
+            else:
+                columns.append(np.asarray(labels, dtype=object)[grids[g].ravel()])
+                g += 1
+        provider_col, product_col, region_col = columns
+        self.parts.append(
+            (
+                np.full(size, quarter),
+                provider_col,
+                region_col,
+                product_col,
+                np.full(size, metric, dtype=object),
+                values.ravel(),
+            )
+        )
+
+    def frame(self) -> pd.DataFrame:
+        if not self.parts:
+            return pd.DataFrame({c: [] for c in COLUMNS})
+        cols = [np.concatenate([p[i] for p in self.parts]) for i in range(6)]
+        df = pd.DataFrame(dict(zip(COLUMNS, cols, strict=True)))
+        for c in ("provider", "region", "product", "metric"):
+            df[c] = df[c].astype("string")
+        df["quarter"] = df["quarter"].astype("int64")
+        return df
+
+
+def tidy_results(model: CloudMarket) -> pd.DataFrame:
+    """The run so far as one tidy table (see module docstring for metrics and units)."""
+    rows = _Rows()
+    providers, regions, products = model.provider_names, model.region_names, model.product_names
+    previous_customers = None
+    for rec in model.records:
+        q = rec["quarter"]
+        books = rec["books"]
+        revenue = np.array([b["revenue"] for b in books])  # (P, K, R)
+        income = np.array([b["operating_income"] for b in books])
+        served = np.array([b["served_volume"] for b in books])
+        customers = rec["customers"].astype(float)
+        market_revenue = revenue.sum(axis=0)
+        market_customers = customers.sum(axis=0)
+        per_pkr = {
+            "price": rec["price"],
+            "revenue": revenue,
+            "revenue_share": _ratio(revenue, market_revenue[None]),
+            "customers": customers,
+            "customer_share": _ratio(customers, market_customers[None]),
+            "served_volume": served,
+            "demand_volume": rec["demand_volume"],
+            "operating_income": income,
+            "operating_margin": _ratio(income, revenue),
+        }
+        if previous_customers is not None:
+            per_pkr["churn"] = _ratio(rec["churned"], previous_customers)
+        previous_customers = customers
+        for metric, values in per_pkr.items():
+            rows.add(q, metric, values, providers, products, regions)
+
+        # Provider x region, all products.
+        capacity = np.array([b["capacity"] for b in books])
+        served_compute = (served * model.compute_per_unit[None, :, None]).sum(axis=1)
+        region_revenue = revenue.sum(axis=1)
+        region_income = income.sum(axis=1)
+        for metric, values in {
+            "revenue": region_revenue,
+            "operating_income": region_income,
+            "operating_margin": _ratio(region_income, region_revenue),
+            "capacity": np.where(np.isfinite(capacity), capacity, np.nan),
+            "capacity_utilisation": _ratio(served_compute, np.where(np.isfinite(capacity), capacity, 0.0)),
+            "service_level": np.array([b["service_level"] for b in books]),
+            "capex": np.array([b["capex"] for b in books]),
+        }.items():
+            rows.add(q, metric, values, providers, ALL, regions)
+
+        # Provider x product, all regions (the world market of each product).
+        world_revenue = revenue.sum(axis=2)
+        world_income = income.sum(axis=2)
+        world_customers = customers.sum(axis=2)
+        for metric, values in {
+            "revenue": world_revenue,
+            "revenue_share": _ratio(world_revenue, world_revenue.sum(axis=0)[None]),
+            "customer_share": _ratio(world_customers, world_customers.sum(axis=0)[None]),
+            "operating_income": world_income,
+            "operating_margin": _ratio(world_income, world_revenue),
+        }.items():
+            rows.add(q, metric, values, providers, products, ALL)
+
+        # Provider totals.
+        total_revenue = revenue.sum(axis=(1, 2))
+        total_income = income.sum(axis=(1, 2))
+        finite_capacity = np.where(np.isfinite(capacity), capacity, 0.0).sum(axis=1)
+        for metric, values in {
+            "revenue": total_revenue,
+            "revenue_share": _ratio(total_revenue, np.full_like(total_revenue, total_revenue.sum())),
+            "operating_income": total_income,
+            "operating_margin": _ratio(total_income, total_revenue),
+            "capex": np.array([b["capex"].sum() for b in books]),
+            "depreciation": np.array([b["depreciation"].sum() for b in books]),
+            "free_cash_flow": np.array([b["free_cash_flow"] for b in books]),
+            "cumulative_free_cash_flow": np.array([b["cumulative_free_cash_flow"] for b in books]),
+            "npv": np.array([b["npv"] for b in books]),
+            "capacity_utilisation": _ratio(served_compute.sum(axis=1), finite_capacity),
+        }.items():
+            rows.add(q, metric, values, providers, ALL, ALL)
+
+        # The market.
+        shares = _ratio(revenue, market_revenue[None])
+        rows.add(q, "revenue", market_revenue, ALL, products, regions)
+        rows.add(q, "hhi", np.nansum(shares**2, axis=0) * 10_000, ALL, products, regions)
+        world_shares = _ratio(world_revenue, world_revenue.sum(axis=0)[None])
+        rows.add(q, "hhi", np.nansum(world_shares**2, axis=0) * 10_000, ALL, products, ALL)
+        if "churn" in per_pkr:
+            lost = rec["churned"].sum(axis=0)
+            before = per_pkr["customers"].sum(axis=0)
+            rows.add(q, "churn", _ratio(lost, before), ALL, products, regions)
+        if "ai" in products:
+            adoption = rec["ai_adoption"]
+            counts = np.bincount(model.population.region, minlength=len(regions))
+            rows.add(q, "ai_adoption", adoption, ALL, "ai", regions)
+            rows.add(q, "ai_adoption", np.array([(adoption * counts).sum() / counts.sum()]), ALL, "ai", ALL)
+    return rows.frame()
+
+
+def metric_table(results: pd.DataFrame, metric: str, region: str = ALL, product: str = ALL) -> pd.DataFrame:
+    """One metric as a wide table: quarters down, providers across."""
+    sel = results[(results.metric == metric) & (results.region == region) & (results["product"] == product)]
+    return sel.pivot(index="quarter", columns="provider", values="value")
+
+
+def summary_table(results: pd.DataFrame) -> pd.DataFrame:
+    """The last quarter per provider: shares of each market, margin, cumulative FCF and NPV."""
+    last = results[results.quarter == results.quarter.max()]
+    providers = [p for p in pd.unique(last.provider) if p != ALL]
+    out = pd.DataFrame(index=pd.Index(providers, name="provider"))
+    share = last[(last.metric == "revenue_share") & (last["product"] != ALL)]
+    for (region, product), group in share.groupby(["region", "product"], sort=False):
+        label = f"{product} share {'world' if region == ALL else region}"
+        out[label] = group.set_index("provider")["value"].reindex(providers)
+    totals = last[(last.region == ALL) & (last["product"] == ALL)].pivot(
+        index="provider", columns="metric", values="value"
+    )
+    out["operating margin"] = totals["operating_margin"].reindex(providers)
+    out["cum. FCF (USD bn)"] = totals["cumulative_free_cash_flow"].reindex(providers) / 1e9
+    out["NPV (USD bn)"] = totals["npv"].reindex(providers) / 1e9
+    return out
+
+
+def plot_results(results: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+    """Shares by market, operating margins (with the 30% 'AWS model' line) and cumulative FCF, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    markets = [
+        (r, p)
+        for r in pd.unique(results.region)
+        for p in pd.unique(results["product"])
+        if r != ALL
+        and p != ALL
+        and ((results.metric == "revenue_share") & (results.region == r) & (results["product"] == p)).any()
+    ]
+    markets += [(ALL, p) for p in pd.unique(results["product"]) if p != ALL]
+    n_top = max(len(markets), 3)
+    fig, axes = plt.subplots(2, n_top, figsize=(4.2 * n_top, 8), squeeze=False)
+    providers = [p for p in pd.unique(results.provider) if p != ALL]
+    colours = {p: plt.cm.tab10(i % 10) for i, p in enumerate(providers)}
+    for ax, (region, product) in zip(axes[0], markets, strict=False):
+        wide = metric_table(results, "revenue_share", region, product)
+        for p in providers:
+            if p in wide and wide[p].abs().sum() > 0:
+                ax.plot(wide.index, 100 * wide[p], label=p, color=colours[p])
+        ax.set_title(f"{product} revenue share, {'world' if region == ALL else region}")
+        ax.set_xlabel("quarter")
+        ax.set_ylabel("share of revenue (%)")
+    for ax in axes[0][len(markets) :]:
+        ax.axis("off")
+    margin = metric_table(results, "operating_margin")
+    for p in providers:
+        axes[1][0].plot(margin.index, 100 * margin[p], label=p, color=colours[p])
+    axes[1][0].axhline(30, color="black", linestyle="--", linewidth=1, label="30% (AWS model)")
+    axes[1][0].set_title("operating margin, all products")
+    axes[1][0].set_ylabel("operating income / revenue (%)")
+    fcf = metric_table(results, "cumulative_free_cash_flow")
+    for p in providers:
+        axes[1][1].plot(fcf.index, fcf[p] / 1e9, color=colours[p])
+    axes[1][1].set_title("cumulative free cash flow")
+    axes[1][1].set_ylabel("USD bn")
+    price = metric_table(results, "capacity_utilisation")
+    for p in providers:
+        axes[1][2].plot(price.index, 100 * price[p], color=colours[p])
+    axes[1][2].set_title("capacity utilisation")
+    axes[1][2].set_ylabel("served compute / capacity (%)")
+    for ax in axes[1][3:]:
+        ax.axis("off")
+    for ax in axes[1][:3]:
+        ax.set_xlabel("quarter")
+    handles, labels = axes[1][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,609 @@
+"""The scenario schema: typed, validated once, every field with its unit and meaning.
+
+A scenario is a TOML file. :func:`load_scenario` reads it with :mod:`tomllib`, applies any
+``key=value`` overrides, and validates the whole thing in one place (:func:`parse_scenario`).
+Every problem is reported as a :class:`ScenarioError` whose message is one line naming the
+offending key, so the command line can print it and exit.
+
+Each field below carries ``unit`` and ``doc`` metadata; ``cloudwar describe`` prints them.
+Sources of the shipped values are cited next to each value in the TOML files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+PRODUCTS = ("cloud", "ai")
+
+
+class ScenarioError(ValueError):
+    """A scenario problem, reported as one line that names the key."""
+
+
+def _f(
+    default: Any = dataclasses.MISSING,
+    *,
+    unit: str,
+    doc: str,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    choices: tuple[str, ...] | None = None,
+    factory: Any = None,
+) -> Any:
+    meta = {"unit": unit, "doc": doc, "lo": lo, "hi": hi, "lo_open": lo_open, "choices": choices}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class ProductSpec:
+    """A product line: ``cloud`` (infrastructure) or ``ai`` (model API)."""
+
+    unit: str = _f("unit", unit="text", doc="what one unit of demand is (for reports)")
+    reference_price: float = _f(
+        1.0,
+        unit="USD per unit",
+        lo=0.0,
+        lo_open=True,
+        doc="price that costs an enterprise of price sensitivity 1 one utility unit",
+    )
+    logit_scale: float = _f(
+        0.25,
+        unit="utility units",
+        lo=0.0,
+        lo_open=True,
+        doc="mu, the logit noise scale; smaller means choices follow utility more sharply",
+    )
+    outside_quality: float = _f(
+        0.0, unit="utility units", doc="a0, utility of the outside option (on-premises or no purchase)"
+    )
+    contract_quarters: int = _f(
+        4, unit="quarters", lo=1, hi=60, doc="contract length: an enterprise re-evaluates once per contract"
+    )
+    compute_per_unit: float = _f(1.0, unit="compute units per unit", lo=0.0, doc="capacity one unit of demand uses")
+    demand_growth: float = _f(
+        0.0,
+        unit="per year",
+        lo=-0.9,
+        hi=10.0,
+        doc="growth of each buyer's volume (market growth not explained by adoption)",
+    )
+
+
+@dataclass(frozen=True)
+class RegionSpec:
+    """A geographic market."""
+
+    enterprise_share: float = _f(
+        unit="fraction", lo=0.0, hi=1.0, lo_open=True, doc="share of the simulated enterprises located here"
+    )
+    market_size: dict[str, float] = _f(
+        unit="USD per quarter", factory=dict, doc="spend per product at the start; volumes are scaled to match it"
+    )
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """Which strategy a provider plays, with its parameters (validated by the strategy class)."""
+
+    kind: str = _f("fixed_price", unit="name", doc="registered strategy name or 'package.module:ClassName'")
+    params: dict[str, Any] = _f(unit="mixed", factory=dict, doc="parameters passed to the strategy class")
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """A cloud provider and its starting position."""
+
+    name: str = _f(unit="text", doc="provider name")
+    quality: dict[str, dict[str, float]] = _f(
+        unit="utility units",
+        factory=dict,
+        doc="a_j per product (a number, or a table per region): quality and brand utility before price",
+    )
+    price: dict[str, dict[str, float]] = _f(
+        unit="USD per unit", factory=dict, doc="starting price per product (a number, or a table per region)"
+    )
+    marginal_cost: dict[str, dict[str, float]] = _f(
+        unit="USD per unit",
+        factory=dict,
+        doc="c_j: variable cost per unit served at the start, per product (number or per region)",
+    )
+    presence: dict[str, float] = _f(
+        unit="fraction",
+        factory=dict,
+        doc="availability per region, 0..1; enters utility as log(presence); 0 = not offered",
+    )
+    ecosystem: float = _f(
+        0.0,
+        unit="index 0..1",
+        lo=0.0,
+        hi=1.0,
+        doc="ecosystem strength (developer familiarity, e.g. from open-source models)",
+    )
+    fixed_opex: float = _f(0.0, unit="USD per quarter", lo=0.0, doc="fixed operating cost of the cloud business")
+    capex_per_unit: float = _f(
+        0.0,
+        unit="USD per compute unit",
+        lo=0.0,
+        doc="capex that adds one compute unit per quarter of capacity, at the start",
+    )
+    initial_utilisation: float = _f(
+        0.8,
+        unit="fraction",
+        lo=0.0,
+        hi=1.0,
+        lo_open=True,
+        doc="starting demand / capacity, which sets the starting capacity",
+    )
+    strategy: StrategySpec = _f(unit="table", factory=StrategySpec, doc="pricing and capex strategy")
+
+
+@dataclass(frozen=True)
+class EnterpriseSpec:
+    """The enterprise population."""
+
+    size_tail: float = _f(
+        1.5,
+        unit="Pareto alpha",
+        lo=1.0,
+        lo_open=True,
+        doc="tail index of enterprise size (spend); smaller means heavier tail",
+    )
+    price_sensitivity: float = _f(1.0, unit="multiplier", lo=0.0, doc="mean price sensitivity")
+    price_sensitivity_spread: float = _f(
+        0.0, unit="lognormal sigma", lo=0.0, doc="dispersion of price sensitivity across enterprises"
+    )
+    quality_sensitivity: float = _f(1.0, unit="multiplier", lo=0.0, doc="mean quality sensitivity")
+    quality_sensitivity_spread: float = _f(0.0, unit="lognormal sigma", lo=0.0, doc="dispersion of quality sensitivity")
+    switching_cost: float = _f(0.0, unit="utility units", lo=0.0, doc="mean cost of leaving the current provider")
+    switching_cost_spread: float = _f(0.0, unit="lognormal sigma", lo=0.0, doc="dispersion of switching cost")
+    industries: int = _f(20, unit="count", lo=1, doc="number of industries (network clusters)")
+    identical: bool = _f(False, unit="flag", doc="theory mode: every enterprise has size 1 and mean sensitivities")
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """The enterprise network."""
+
+    kind: str = _f(
+        "clustered",
+        unit="name",
+        choices=("clustered", "complete", "none", "networkx"),
+        doc="clustered: industry clusters built in arrays; networkx: the same rule built with networkx "
+        "(small populations); complete: everyone linked; none: no links",
+    )
+    mean_degree: float = _f(20.0, unit="links per enterprise", lo=0.0, doc="average number of neighbours")
+    within_industry: float = _f(0.8, unit="fraction", lo=0.0, hi=1.0, doc="share of links inside the industry")
+    within_region: float = _f(
+        0.9, unit="fraction", lo=0.0, hi=1.0, doc="share of cross-industry links that stay in the region"
+    )
+
+
+@dataclass(frozen=True)
+class ChoiceSpec:
+    """Weights of the non-price terms of an enterprise's utility (utility units)."""
+
+    ecosystem_weight: float = _f(0.0, unit="utility per index point", lo=0.0, doc="value of ecosystem strength")
+    service_weight: float = _f(
+        0.0,
+        unit="utility per log service level",
+        lo=0.0,
+        doc="penalty for a provider that rationed last quarter, times log(service level)",
+    )
+    network_weight: float = _f(
+        0.0,
+        unit="utility per neighbour share",
+        lo=0.0,
+        doc="network effect: value of the share of neighbours using the provider",
+    )
+    ai_pull: float = _f(
+        0.0, unit="utility units", lo=0.0, doc="extra utility, for cloud, of the provider the enterprise buys AI from"
+    )
+    rationed_reevaluation: float = _f(
+        1.0,
+        unit="fraction",
+        lo=0.0,
+        hi=1.0,
+        doc="chance that a customer left unserved re-evaluates early, times its unserved share",
+    )
+
+
+@dataclass(frozen=True)
+class AdoptionSpec:
+    """Bass diffusion of AI adoption through the network."""
+
+    innovation: float = _f(0.03, unit="per quarter", lo=0.0, hi=1.0, doc="Bass p: adoption from outside influence")
+    imitation: float = _f(
+        0.38, unit="per quarter", lo=0.0, hi=5.0, doc="Bass q: adoption per unit of adopted neighbour share"
+    )
+    initial_share: float = _f(0.0, unit="fraction", lo=0.0, hi=1.0, doc="adopters at the start")
+    substeps: int = _f(
+        4, unit="per quarter", lo=1, hi=64, doc="adoption sub-steps per quarter (discretisation of the Bass hazard)"
+    )
+    usage_growth: float = _f(0.0, unit="per year", lo=0.0, hi=100.0, doc="growth of an adopter's AI usage")
+    usage_cap: float = _f(
+        1.0, unit="multiple of first-quarter usage", lo=1.0, doc="where an adopter's usage stops growing"
+    )
+
+
+@dataclass(frozen=True)
+class CapacitySpec:
+    """Capacity build-out, depreciation and cost dynamics."""
+
+    limited: bool = _f(True, unit="flag", doc="false: unlimited capacity, no depreciation (theory mode)")
+    build_lag: int = _f(2, unit="quarters", lo=0, hi=20, doc="capex becomes capacity after this many quarters")
+    useful_life: int = _f(22, unit="quarters", lo=1, hi=80, doc="capacity is depreciated and retired after this")
+    hardware_decline: float = _f(
+        0.0,
+        unit="per year",
+        lo=0.0,
+        hi=0.9,
+        doc="fall in capex per compute unit and in unit cost from hardware price-performance",
+    )
+    learning_exponent: float = _f(
+        0.0,
+        unit="elasticity",
+        lo=0.0,
+        hi=1.0,
+        doc="unit cost falls as (cumulative volume / starting cumulative volume)^-b",
+    )
+    initial_experience: float = _f(
+        8.0, unit="quarters of starting volume", lo=0.1, doc="cumulative volume at the start, for the learning curve"
+    )
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A whole simulated world."""
+
+    name: str = _f("unnamed", unit="text", doc="scenario name")
+    description: str = _f("", unit="text", doc="what the scenario is for")
+    quarters: int = _f(40, unit="quarters", lo=1, doc="how many quarters a run lasts")
+    start: str = _f("2025Q4", unit="YYYYQn", doc="calendar quarter of the first step")
+    enterprises: int = _f(10_000, unit="count", lo=1, doc="number of simulated enterprises")
+    discount_rate: float = _f(0.10, unit="per year", lo=0.0, hi=1.0, doc="rate for NPV of free cash flow")
+    rmb_per_usd: float = _f(7.2, unit="RMB per USD", lo=0.0, lo_open=True, doc="exchange rate for RMB figures")
+    oracle_sample: int = _f(
+        2000, unit="count", lo=1, doc="enterprises sampled to evaluate expected demand for strategies"
+    )
+    products: dict[str, ProductSpec] = _f(unit="table", factory=dict, doc="product lines offered")
+    regions: dict[str, RegionSpec] = _f(unit="table", factory=dict, doc="regions")
+    enterprise: EnterpriseSpec = _f(unit="table", factory=EnterpriseSpec, doc="enterprise population")
+    network: NetworkSpec = _f(unit="table", factory=NetworkSpec, doc="enterprise network")
+    choice: ChoiceSpec = _f(unit="table", factory=ChoiceSpec, doc="utility weights")
+    adoption: AdoptionSpec = _f(unit="table", factory=AdoptionSpec, doc="AI adoption")
+    capacity: CapacitySpec = _f(unit="table", factory=CapacitySpec, doc="capacity and costs")
+    providers: list[ProviderSpec] = _f(unit="list", factory=list, doc="cloud providers")
+
+    # --- convenient views -------------------------------------------------------------
+    @property
+    def product_names(self) -> list[str]:
+        return list(self.products)
+
+    @property
+    def region_names(self) -> list[str]:
+        return list(self.regions)
+
+    @property
+    def provider_names(self) -> list[str]:
+        return [p.name for p in self.providers]
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------
+def _type_name(t: Any) -> str:
+    return {float: "a number", int: "a whole number", str: "text", bool: "true or false"}.get(t, str(t))
+
+
+def _check_scalar(value: Any, t: type, path: str, meta: dict[str, Any]) -> Any:
+    if t is bool:
+        if not isinstance(value, bool):
+            raise ScenarioError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if t is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ScenarioError(f"{path}: expected a whole number, got {value!r}")
+    elif t is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ScenarioError(f"{path}: expected a number, got {value!r}")
+        value = float(value)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ScenarioError(f"{path}: expected a finite number, got {value!r}")
+    elif t is str:
+        if not isinstance(value, str):
+            raise ScenarioError(f"{path}: expected text, got {value!r}")
+        if meta.get("choices") and value not in meta["choices"]:
+            raise ScenarioError(f"{path}: must be one of {', '.join(meta['choices'])}, got {value!r}")
+        return value
+    lo, hi = meta.get("lo"), meta.get("hi")
+    unit = meta.get("unit", "")
+    if lo is not None and (value < lo or (meta.get("lo_open") and value == lo)):
+        op = ">" if meta.get("lo_open") else ">="
+        raise ScenarioError(f"{path}: must be {op} {lo:g} ({unit}), got {value!r}")
+    if hi is not None and value > hi:
+        raise ScenarioError(f"{path}: must be <= {hi:g} ({unit}), got {value!r}")
+    return value
+
+
+def _build(cls: type, raw: Any, path: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{path or 'scenario'}: expected a table, got {raw!r}")
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        where = f"{path}." if path else ""
+        raise ScenarioError(f"unknown key '{where}{unknown[0]}' (allowed: {', '.join(sorted(fields))})")
+    kwargs = {}
+    for name, f in fields.items():
+        sub = f"{path}.{name}" if path else name
+        if name not in raw:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ScenarioError(f"{sub}: missing (required, {f.metadata['doc']})")
+            continue
+        kwargs[name] = _convert(hints[name], raw[name], sub, dict(f.metadata))
+    return cls(**kwargs)
+
+
+def _convert(t: Any, value: Any, path: str, meta: dict[str, Any]) -> Any:
+    origin = get_origin(t)
+    if t is StrategySpec:  # flat form: {kind = "cost_plus", markup = 0.3}, or just the kind
+        if isinstance(value, str):
+            return StrategySpec(kind=value)
+        if not isinstance(value, dict):
+            raise ScenarioError(f"{path}: expected a strategy name or table, got {value!r}")
+        params = {k: v for k, v in value.items() if k != "kind"}
+        return StrategySpec(
+            kind=_check_scalar(value.get("kind", "fixed_price"), str, f"{path}.kind", {}), params=params
+        )
+    if dataclasses.is_dataclass(t):
+        return _build(t, value, path)
+    if origin is list:
+        (item_t,) = get_args(t)
+        if not isinstance(value, list):
+            raise ScenarioError(f"{path}: expected a list, got {value!r}")
+        return [_convert(item_t, v, f"{path}[{i}]", meta) for i, v in enumerate(value)]
+    if origin is dict:
+        key_t, val_t = get_args(t)
+        if not isinstance(value, dict):
+            raise ScenarioError(f"{path}: expected a table, got {value!r}")
+        if val_t is Any:
+            return dict(value)
+        if get_origin(val_t) is dict:  # per product, a number or a table per region
+            out = {}
+            for k, v in value.items():
+                if isinstance(v, dict):
+                    out[k] = {r: _check_scalar(x, float, f"{path}.{k}.{r}", meta) for r, x in v.items()}
+                else:
+                    out[k] = {"*": _check_scalar(v, float, f"{path}.{k}", meta)}
+            return out
+        return {k: _convert(val_t, v, f"{path}.{k}", meta) for k, v in value.items()}
+    return _check_scalar(value, t, path, meta)
+
+
+def _lookup(table: dict[str, dict[str, float]], product: str, region: str) -> float | None:
+    entry = table.get(product)
+    if entry is None:
+        return None
+    return entry.get(region, entry.get("*"))
+
+
+def per_region(table: dict[str, dict[str, float]], product: str, region: str, default: float | None = None) -> float:
+    """Value of a 'number or table per region' field for one product and region."""
+    value = _lookup(table, product, region)
+    if value is None:
+        if default is None:
+            raise ScenarioError(f"no value for product '{product}' in region '{region}'")
+        return default
+    return value
+
+
+def _cross_check(s: Scenario) -> None:
+    """Checks that involve more than one field."""
+    if not s.products:
+        raise ScenarioError("products: at least one product line is required")
+    for p in s.products:
+        if p not in PRODUCTS:
+            raise ScenarioError(f"unknown key 'products.{p}' (allowed: {', '.join(PRODUCTS)})")
+    if not s.regions:
+        raise ScenarioError("regions: at least one region is required")
+    if not s.providers:
+        raise ScenarioError("providers: at least one provider is required")
+    total = sum(r.enterprise_share for r in s.regions.values())
+    if abs(total - 1.0) > 1e-6:
+        raise ScenarioError(f"regions.*.enterprise_share: must add up to 1, got {total:g}")
+    for rname, r in s.regions.items():
+        for prod, size in r.market_size.items():
+            if prod not in s.products:
+                raise ScenarioError(f"regions.{rname}.market_size.{prod}: '{prod}' is not a product of this scenario")
+            if size < 0:
+                raise ScenarioError(f"regions.{rname}.market_size.{prod}: must be >= 0 (USD per quarter), got {size!r}")
+    names = [p.name for p in s.providers]
+    if len(set(names)) != len(names):
+        raise ScenarioError(f"providers: names must be unique, got {', '.join(names)}")
+    for i, p in enumerate(s.providers):
+        where = f"providers[{i}] ({p.name})"
+        for key in ("quality", "price", "marginal_cost"):
+            table = getattr(p, key)
+            for prod in table:
+                if prod not in s.products:
+                    raise ScenarioError(f"{where}.{key}.{prod}: '{prod}' is not a product of this scenario")
+            for prod in s.products:
+                if prod not in table:
+                    raise ScenarioError(f"{where}.{key}.{prod}: missing")
+            for prod, entry in table.items():
+                for region in entry:
+                    if region != "*" and region not in s.regions:
+                        raise ScenarioError(
+                            f"{where}.{key}.{prod}.{region}: '{region}' is not a region of this scenario"
+                        )
+                for region in s.regions:
+                    if region not in entry and "*" not in entry:
+                        raise ScenarioError(f"{where}.{key}.{prod}.{region}: missing")
+        for key in ("price", "marginal_cost"):
+            for prod, entry in getattr(p, key).items():
+                for region, value in entry.items():
+                    if value < 0:
+                        suffix = "" if region == "*" else f".{region}"
+                        raise ScenarioError(f"{where}.{key}.{prod}{suffix}: must be >= 0 (USD per unit), got {value!r}")
+        for region, value in p.presence.items():
+            if region not in s.regions:
+                raise ScenarioError(f"{where}.presence.{region}: '{region}' is not a region of this scenario")
+            if not 0.0 <= value <= 1.0:
+                raise ScenarioError(f"{where}.presence.{region}: must be between 0 and 1 (fraction), got {value!r}")
+    if s.capacity.limited and any(p.capex_per_unit <= 0 for p in s.providers):
+        bad = next(p.name for p in s.providers if p.capex_per_unit <= 0)
+        raise ScenarioError(f"providers ({bad}).capex_per_unit: must be > 0 when capacity.limited is true")
+
+
+def parse_scenario(raw: dict[str, Any]) -> Scenario:
+    """Validate a raw TOML table and return the typed :class:`Scenario` (or raise ScenarioError)."""
+    scenario = _build(Scenario, raw, "")
+    _cross_check(scenario)
+    from cloudwar.strategies import make_strategy  # validates strategy kinds and parameters once
+
+    for i, p in enumerate(scenario.providers):
+        try:
+            make_strategy(p.strategy)
+        except ScenarioError as err:
+            raise ScenarioError(f"providers[{i}] ({p.name}).strategy: {err}") from None
+    return scenario
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and overrides
+# --------------------------------------------------------------------------------------------
+def shipped_scenarios() -> dict[str, str]:
+    """Names and one-line descriptions of the scenarios shipped with the package."""
+    out = {}
+    for entry in sorted(resources.files("cloudwar.scenarios").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".toml"):
+            raw = tomllib.loads(entry.read_text(encoding="utf-8"))
+            out[entry.name[:-5]] = str(raw.get("description", "")).strip().splitlines()[0:1]
+            out[entry.name[:-5]] = out[entry.name[:-5]][0] if out[entry.name[:-5]] else ""
+    return out
+
+
+def read_scenario_toml(name_or_path: str | Path) -> dict[str, Any]:
+    """The raw TOML table of a shipped scenario name or a file path."""
+    text_path = Path(name_or_path)
+    name = str(name_or_path)
+    if text_path.suffix == ".toml" or text_path.exists() or "/" in name:
+        if not text_path.is_file():
+            raise ScenarioError(f"scenario file not found: {name}")
+        text = text_path.read_text(encoding="utf-8")
+        origin = name
+    else:
+        resource = resources.files("cloudwar.scenarios") / f"{name}.toml"
+        if not resource.is_file():
+            known = ", ".join(shipped_scenarios())
+            raise ScenarioError(f"unknown scenario '{name}' (shipped: {known}; or give a .toml path)")
+        text = resource.read_text(encoding="utf-8")
+        origin = f"{name}.toml"
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError(f"{origin}: malformed TOML: {err}") from None
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``key=value``; the value is read as a TOML value (bare words are taken as text)."""
+    if "=" not in text:
+        raise ScenarioError(f"--set {text!r}: expected key=value")
+    key, value_text = (part.strip() for part in text.split("=", 1))
+    if not key:
+        raise ScenarioError(f"--set {text!r}: empty key")
+    try:
+        value = tomllib.loads(f"v = {value_text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = value_text
+    return key, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted keys in a raw scenario table (a copy is returned).
+
+    ``providers.Alibaba.price.ai=1.2`` addresses a provider by name; any other path is a
+    nested table key. Unknown keys are caught by validation afterwards.
+    """
+    import copy
+
+    out = copy.deepcopy(raw)
+    for key, value in overrides.items():
+        parts = key.split(".")
+        node: Any = out
+        for i, part in enumerate(parts[:-1]):
+            if isinstance(node, list):
+                match = [p for p in node if isinstance(p, dict) and p.get("name") == part]
+                if not match:
+                    names = ", ".join(str(p.get("name")) for p in node if isinstance(p, dict))
+                    raise ScenarioError(f"{key}: no provider named '{part}' (providers: {names})")
+                node = match[0]
+                continue
+            if not isinstance(node, dict):
+                raise ScenarioError(f"{key}: '{'.'.join(parts[:i])}' is not a table")
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            node = nxt
+        if not isinstance(node, dict):
+            raise ScenarioError(f"{key}: cannot set a key inside a value")
+        node[parts[-1]] = value
+    return out
+
+
+def load_scenario(name_or_path: str | Path = "baseline", overrides: dict[str, Any] | None = None) -> Scenario:
+    """Load a shipped scenario by name, or a TOML file by path, with optional dotted-key overrides."""
+    if isinstance(name_or_path, Scenario):
+        return name_or_path if not overrides else _reparse(name_or_path, overrides)
+    raw = read_scenario_toml(name_or_path)
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+    return parse_scenario(raw)
+
+
+def scenario_to_dict(s: Scenario) -> dict[str, Any]:
+    """The raw-table form of a scenario (round-trips through :func:`parse_scenario`)."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, StrategySpec):
+            return {"kind": v.kind, **v.params}
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, dict):
+            return {k: (x["*"] if isinstance(x, dict) and set(x) == {"*"} else plain(x)) for k, x in v.items()}
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        return v
+
+    return plain(s)
+
+
+def _reparse(s: Scenario, overrides: dict[str, Any]) -> Scenario:
+    return parse_scenario(apply_overrides(scenario_to_dict(s), overrides))
+
+
+def describe_fields(cls: type = Scenario, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(key, unit, default, meaning) for every field, nested tables expanded."""
+    rows = []
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        t = hints[f.name]
+        inner = get_args(t)[-1] if get_origin(t) in (dict, list) else t
+        if dataclasses.is_dataclass(t):
+            rows.extend(describe_fields(t, key + "."))
+        elif dataclasses.is_dataclass(inner):
+            rows.extend(describe_fields(inner, key + ("[].") if get_origin(t) is list else key + ".<name>."))
+        else:
+            default = "" if f.default is dataclasses.MISSING else repr(f.default)
+            rows.append((key, f.metadata["unit"], default, f.metadata["doc"]))
+    return rows
