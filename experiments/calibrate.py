@@ -9,7 +9,8 @@ Fitted parameters (everything else in the baseline is sourced or an assumption):
   match facts.md (Alibaba about 9%, AWS 34.5%).
 
 Method: damped fixed-point iteration. For each market (product k, region r), a_jkr moves by
-step x mu x ln(target choice share / simulated choice share). Simulated shares come from the model's
+step x mu x ln(target / simulated), both shares first mapped from the starting (stationary,
+switching-cost amplified) mix back to plain logit shares, where the response is linear. Simulated shares come from the model's
 own logit over the whole population (heterogeneous sensitivities included), so the fit is exact
 up to the iteration's convergence. Writes the fitted values into the scenario TOML
 (comments kept) and prints a target-against-simulated table.
@@ -92,28 +93,51 @@ def expected_choice_shares(model: cloudwar.CloudMarket, k: int, r: int) -> np.nd
     return shares / shares.sum()
 
 
-def fit(path: Path, seed: int, iterations: int = 200, step: float = 0.3) -> np.ndarray:
-    """Fitted quality (P, K, R): each market's choice shares match its targets."""
+def plain_logit_shares(pi: np.ndarray, bonus: float) -> np.ndarray:
+    """Invert the starting (stationary) mix: plain logit shares p with pi_j ~ p_j (1 + bonus p_j), pi_0 ~ p_0.
+
+    ``pi`` has the outside option last. Solves for the scale c with sum(p) = 1 by bisection.
+    """
+    inside, outside = pi[:-1], pi[-1]
+
+    def p_of(c: float) -> np.ndarray:
+        if bonus <= 0:
+            return np.append(c * inside, c * outside)
+        return np.append((np.sqrt(1.0 + 4.0 * bonus * c * inside) - 1.0) / (2.0 * bonus), c * outside)
+
+    lo, hi = 0.0, 1.0
+    while p_of(hi).sum() < 1.0:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if p_of(mid).sum() < 1.0 else (lo, mid)
+    return p_of(0.5 * (lo + hi))
+
+
+def fit(path: Path, seed: int, iterations: int = 300, step: float = 0.3) -> np.ndarray:
+    """Fitted quality (P, K, R): each market's starting choice shares match its targets.
+
+    The update works on plain-logit shares (the stationary mix inverted at the typical
+    switching cost), where a utility change moves log shares one for one times 1 / mu.
+    """
     model = cloudwar.CloudMarket(path, rng=seed)
     names, products, regions = model.provider_names, model.product_names, model.region_names
+    worst = np.inf
     for _ in range(iterations):
         worst = 0.0
         for k, product in enumerate(products):
+            mu = model.products[k].logit_scale
+            bonus = float(np.median(np.exp(model.population.switching_cost / mu))) - 1.0
             for r, region in enumerate(regions):
                 shares = TARGETS[(product, region)]
                 prices = model.prices[:, k, r]
                 # Revenue shares -> choice shares: a customer's volume does not depend on its provider.
                 choice = np.array([shares[n] / prices[j] for j, n in enumerate(names)])
-                choice = choice / choice.sum() * (1.0 - OUTSIDE_SHARE[product])
+                target = np.append(choice / choice.sum() * (1.0 - OUTSIDE_SHARE[product]), OUTSIDE_SHARE[product])
                 simulated = expected_choice_shares(model, k, r)
-                mu = model.products[k].logit_scale
-                # Damped: with switching costs, shares respond to utility more steeply than 1 / mu.
-                gap = np.log(choice / simulated[:-1])
-                worst = max(worst, float(np.abs(gap).max()))
-                # Relative shares move by a damped step; the level (outside share) by a full one,
-                # as the outside option responds to a common shift much less steeply.
-                level = np.log(simulated[-1] / OUTSIDE_SHARE[product])
-                model.quality[:, k, r] += mu * (step * (gap - gap.mean()) + level)
+                worst = max(worst, float(np.abs(np.log(target / simulated)).max()))
+                gap = np.log(plain_logit_shares(target, bonus) / plain_logit_shares(simulated, bonus))
+                model.quality[:, k, r] += step * mu * (gap[:-1] - gap[-1])
         if worst < 1e-4:
             break
     print(f"calibration: largest log share gap {worst:.2e}", file=sys.stderr)

@@ -28,7 +28,7 @@ import mesa
 import numpy as np
 import pandas as pd
 
-from cloudwar.demand import logit_probabilities, sample_choices, utility
+from cloudwar.demand import logit_probabilities, sample_choices, sample_logit, utility
 from cloudwar.enterprises import Enterprise, Population, generate_population
 from cloudwar.network import (
     CompleteNetwork,
@@ -184,8 +184,9 @@ class CloudMarket(mesa.Model):
         self.diffuse_ai()
         for k in self.choice_order:
             self.choose_providers(k)
-        served, served_share, demand = self.ration_capacity()
-        self.book(served, served_share, demand)
+        demand = np.stack([self._demand_by_provider(k) for k in range(len(self.products))], axis=1)
+        served, served_share, compute = self.ration_capacity(demand)
+        self.book(demand, served, served_share, compute)
         self.datacollector.collect(self)
         if self.quarter >= self.config.quarters:
             self.running = False
@@ -226,27 +227,32 @@ class CloudMarket(mesa.Model):
         *,
         switching: bool = True,
         neighbour_shares: np.ndarray | None = None,
+        dtype: type = np.float64,
     ) -> np.ndarray:
         """Utility (len(idx), P) of each provider for product k, given each row's prices.
 
         ``switching=False`` leaves out the switching cost; ``neighbour_shares`` (len(idx), P)
         replaces the network's neighbour shares (used for the starting state, before links count).
+        ``dtype=np.float32`` halves memory traffic where the result is only sampled from.
         """
         pop = self.population
         w = self.config.choice
         product = self.products[k]
         region = pop.region[idx]
-        extra = self.log_presence[:, region].T.copy()
+        n_p = len(self.providers_list)
+        # Terms that depend only on (region, provider): availability, ecosystem, service level.
+        per_region = self.log_presence.T.copy()
         if w.ecosystem_weight:
-            extra += w.ecosystem_weight * np.array([p.ecosystem for p in self.providers_list])[None, :]
+            per_region += w.ecosystem_weight * np.array([p.ecosystem for p in self.providers_list])[None, :]
         if w.service_weight:
             service = np.array([p.service_level for p in self.providers_list])
-            extra += w.service_weight * np.log(np.maximum(service[:, region].T, 1e-6))
-        n_p = len(self.providers_list)
+            per_region += w.service_weight * np.log(np.maximum(service.T, 1e-6))
+        extra = per_region.astype(dtype)[region]
         if w.network_weight and neighbour_shares is not None:
             extra += w.network_weight * neighbour_shares
         elif w.network_weight:
-            extra += w.network_weight * self.neighbour_counts[k].shares(idx)[:, :n_p]
+            shares = self.neighbour_counts[k].shares(idx)
+            extra += w.network_weight * shares[:, :n_p]
         rows = np.arange(len(idx))
         if w.ai_pull and k == self._cloud and self._ai is not None:
             ai_provider = pop.provider[self._ai, idx]
@@ -257,17 +263,17 @@ class CloudMarket(mesa.Model):
             stays = current < n_p
             extra[rows[stays], current[stays]] += pop.switching_cost[idx][stays]
         return utility(
-            self.quality[:, k, :][:, region].T,
-            price_rows,
-            quality_sensitivity=pop.quality_sensitivity[idx][:, None],
-            price_sensitivity=pop.price_sensitivity[idx][:, None],
+            self.quality[:, k, :].T.astype(dtype)[region],
+            price_rows.astype(dtype, copy=False),
+            quality_sensitivity=pop.quality_sensitivity[idx][:, None].astype(dtype, copy=False),
+            price_sensitivity=pop.price_sensitivity[idx][:, None].astype(dtype, copy=False),
             reference_price=product.reference_price,
             extra=extra,
         )
 
     def prices_for(self, k: int, idx: np.ndarray) -> np.ndarray:
         """(len(idx), P) prices each enterprise faces for product k (its region's prices)."""
-        return self.prices[:, k, :][:, self.population.region[idx]].T
+        return self.prices[:, k, :].T[self.population.region[idx]]
 
     def choice_utilities(self, k: int, idx: np.ndarray) -> np.ndarray:
         """This quarter's utilities (len(idx), P) for product k at current prices."""
@@ -297,8 +303,9 @@ class CloudMarket(mesa.Model):
         self.churn[:, k, :] = 0.0
         if len(idx) == 0:
             return
-        probs, _ = logit_probabilities(self.choice_utilities(k, idx), product.outside_quality, product.logit_scale)
-        choice = sample_choices(probs, self.rng.random(len(idx))).astype(np.int8)
+        utilities = self._utility(k, idx, self.prices_for(k, idx), dtype=np.float32)
+        choice = sample_logit(utilities, product.outside_quality, product.logit_scale, self.rng.random(len(idx)))
+        choice = choice.astype(np.int8)
         old = current[idx]
         changed = choice != old
         who, was, now = idx[changed], old[changed].astype(np.int64), choice[changed].astype(np.int64)
@@ -317,24 +324,29 @@ class CloudMarket(mesa.Model):
         for providers and pi_0 ~ p_0 for the outside option, p being the plain logit. Neighbour
         shares are taken mean-field: each region's expected shares, iterated to a fixed point.
         """
-        pop = self.population
         product = self.products[k]
         n_p = len(self.providers_list)
-        region = pop.region[idx]
         n_r = len(self.region_names)
-        regional = np.zeros((n_r, n_p))
-        weights = np.ones(len(idx))
-        bonus = np.exp(pop.switching_cost[idx].astype(float) / product.logit_scale)[:, None] - 1.0
-        for _ in range(iterations if self.config.choice.network_weight else 1):
-            v = self._utility(k, idx, self.prices_for(k, idx), switching=False, neighbour_shares=regional[region])
+        bonus_all = np.exp(self.population.switching_cost / product.logit_scale) - 1.0
+
+        def mix(rows: np.ndarray, regional: np.ndarray) -> np.ndarray:
+            region = self.population.region[rows]
+            v = self._utility(k, rows, self.prices_for(k, rows), switching=False, neighbour_shares=regional[region])
             p, p0 = logit_probabilities(v, product.outside_quality, product.logit_scale)
-            pi = np.column_stack([p * (1.0 + bonus * p), p0])
-            pi /= pi.sum(axis=1, keepdims=True)
-            for r in range(n_r):
-                rows = region == r
-                if rows.any():
-                    regional[r] = np.average(pi[rows, :n_p], axis=0, weights=weights[rows])
-        return pi
+            pi = np.column_stack([p * (1.0 + bonus_all[rows][:, None] * p), p0])
+            return pi / pi.sum(axis=1, keepdims=True)
+
+        regional = np.zeros((n_r, n_p))
+        if self.config.choice.network_weight:
+            # The mean-field fixed point is found on an even subsample (at most 20,000 enterprises).
+            sub = idx[:: max(1, len(idx) // 20_000)]
+            for _ in range(iterations):
+                pi = mix(sub, regional)
+                sub_region = self.population.region[sub]
+                for r in range(n_r):
+                    if np.any(sub_region == r):
+                        regional[r] = pi[sub_region == r, :n_p].mean(axis=0)
+        return mix(idx, regional)
 
     def _choose_initial_providers(self, k: int) -> None:
         """Starting customers: one draw from :meth:`starting_probabilities`."""
@@ -356,9 +368,10 @@ class CloudMarket(mesa.Model):
         v = pop.size[idx] * self.volume_scale[k, pop.region[idx]] * growth
         if k == self._ai:
             spec = self.config.adoption
-            age = np.maximum(self.quarter - pop.adopted_quarter[idx], 0)
-            ramp = np.minimum((1.0 + spec.usage_growth) ** (age / 4.0), spec.usage_cap)
-            v = np.where(pop.adopted[idx], v * ramp, 0.0)
+            ages = np.arange(self.quarter + 1)
+            ramp = np.minimum((1.0 + spec.usage_growth) ** (ages / 4.0), spec.usage_cap)  # by quarters since adoption
+            age = np.clip(self.quarter - pop.adopted_quarter[idx], 0, self.quarter)
+            v *= np.where(pop.adopted[idx], ramp[age], 0.0)
         return v
 
     def _scale_volumes_to_market_size(self) -> None:
@@ -393,9 +406,11 @@ class CloudMarket(mesa.Model):
     def _compute_demand_by_provider(self) -> np.ndarray:
         return sum(self._demand_by_provider(k) * self.compute_per_unit[k] for k in range(len(self.products)))
 
-    def ration_capacity(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Proportional rationing. Returns served volume (P, K, R), served share (P, R), compute demand (P, R)."""
-        demand = np.stack([self._demand_by_provider(k) for k in range(len(self.products))], axis=1)  # (P, K, R)
+    def ration_capacity(self, demand: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Proportional rationing of ``demand`` (P, K, R volumes).
+
+        Returns served volume (P, K, R), served share (P, R) and compute demand (P, R).
+        """
         compute = (demand * self.compute_per_unit[None, :, None]).sum(axis=1)
         capacity = np.array([p.capacity_in_service(self.quarter) for p in self.providers_list])
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -403,7 +418,7 @@ class CloudMarket(mesa.Model):
         return demand * share[:, None, :], share, compute
 
     # --- 6. finance ------------------------------------------------------------------------
-    def book(self, served: np.ndarray, served_share: np.ndarray, compute: np.ndarray) -> None:
+    def book(self, demand: np.ndarray, served: np.ndarray, served_share: np.ndarray, compute: np.ndarray) -> None:
         """Every provider books the quarter; the model keeps a record for :meth:`results`."""
         pop = self.population
         n_p, n_r = len(self.providers_list), len(self.region_names)
@@ -430,7 +445,7 @@ class CloudMarket(mesa.Model):
                 "quarter": self.quarter,
                 "price": self.prices.copy(),
                 "customers": customers,
-                "demand_volume": np.stack([self._demand_by_provider(k) for k in range(len(self.products))], axis=1),
+                "demand_volume": demand,
                 "churned": self.churn.copy(),
                 "ai_adoption": adoption,
                 "books": books,

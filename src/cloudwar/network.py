@@ -19,6 +19,7 @@ mostly in the same region. This gives industry clusters with high clustering and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import networkx as nx
 import numpy as np
@@ -37,9 +38,15 @@ class Network:
     def n(self) -> int:
         return len(self.indptr) - 1
 
-    @property
+    @cached_property
     def degree(self) -> np.ndarray:
         return np.diff(self.indptr).astype(np.int32)
+
+    @cached_property
+    def inv_degree(self) -> np.ndarray:
+        """1 / degree (0 for isolated enterprises), float32; shared by all neighbour counters."""
+        degree = self.degree
+        return np.where(degree > 0, 1.0 / np.maximum(degree, 1), 0.0).astype(np.float32)
 
     @property
     def links(self) -> int:
@@ -66,7 +73,7 @@ class Network:
 
     @property
     def nbytes(self) -> int:
-        return self.indptr.nbytes + self.indices.nbytes
+        return self.indptr.nbytes + self.indices.nbytes + self.degree.nbytes + self.inv_degree.nbytes
 
 
 class CompleteNetwork:
@@ -109,38 +116,61 @@ class NeighbourCounts:
 
 
 class SparseNeighbourCounts(NeighbourCounts):
+    """Counts per enterprise and state, int16 (int32 for degrees of 32,767 and more).
+
+    With two states (e.g. adopted or not) only the count of state 1 is stored; state 0 is
+    degree minus it.
+    """
+
     def __init__(self, network: Network, state: np.ndarray, n_states: int):
         self.network = network
         self.n_states = n_states
         degree = network.degree
-        self.inv_degree = np.where(degree > 0, 1.0 / np.maximum(degree, 1), 0.0).astype(np.float32)
+        self.degree = degree
+        self.inv_degree = network.inv_degree
         dtype = np.int16 if (degree.max(initial=0) < np.iinfo(np.int16).max) else np.int32
         owner = np.repeat(np.arange(network.n, dtype=np.int64), degree)
-        flat = owner * n_states + state[network.indices]
-        self.counts = np.bincount(flat, minlength=network.n * n_states).astype(dtype).reshape(network.n, n_states)
+        if n_states == 2:
+            self.counts = np.bincount(owner, weights=state[network.indices] == 1, minlength=network.n).astype(dtype)
+        else:
+            flat = owner * n_states + state[network.indices]
+            self.counts = np.bincount(flat, minlength=network.n * n_states).astype(dtype).reshape(network.n, n_states)
 
     def shares(self, idx: np.ndarray) -> np.ndarray:
+        if self.n_states == 2:
+            ones = self.counts[idx] * self.inv_degree[idx]
+            return np.column_stack([np.where(self.degree[idx] > 0, 1.0 - ones, 0.0), ones])
         return self.counts[idx] * self.inv_degree[idx, None]
+
+    def _link_ends(self, who: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Neighbours of every enterprise in ``who`` (concatenated) and how many each has."""
+        indptr = self.network.indptr
+        starts = indptr[who]
+        lengths = indptr[who + 1] - starts
+        first = np.cumsum(lengths) - lengths  # where each enterprise's run begins in the output
+        positions = np.repeat(starts - first, lengths) + np.arange(int(lengths.sum()))
+        return self.network.indices[positions], lengths
 
     def move(self, who: np.ndarray, old: np.ndarray, new: np.ndarray) -> None:
         if len(who) == 0:
             return
-        indptr, indices = self.network.indptr, self.network.indices
-        starts = indptr[who]
-        lengths = indptr[who + 1] - starts
-        total = int(lengths.sum())
-        if total == 0:
+        neighbours, lengths = self._link_ends(who)
+        if len(neighbours) == 0:
             return
-        owner = np.repeat(np.arange(len(who)), lengths)
-        offsets = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        nbrs = indices[starts[owner] + offsets].astype(np.int64) * self.n_states
         flat = self.counts.reshape(-1)
-        np.subtract.at(flat, nbrs + old[owner], 1)
-        np.add.at(flat, nbrs + new[owner], 1)
+        # Values of the array's own dtype take numpy's fast ufunc.at path (about 25x faster).
+        ones = np.ones(len(neighbours), dtype=flat.dtype)
+        if self.n_states == 2:
+            delta = np.repeat((new - old).astype(flat.dtype), lengths)
+            np.add.at(flat, neighbours.astype(np.intp), delta)
+            return
+        base = neighbours.astype(np.intp) * self.n_states
+        np.subtract.at(flat, base + np.repeat(old, lengths), ones)
+        np.add.at(flat, base + np.repeat(new, lengths), ones)
 
     @property
     def nbytes(self) -> int:
-        return self.counts.nbytes + self.inv_degree.nbytes
+        return self.counts.nbytes
 
 
 class CompleteNeighbourCounts(NeighbourCounts):
@@ -192,18 +222,17 @@ def _cross_links(
 
 
 def _to_csr(n: int, src: np.ndarray, dst: np.ndarray) -> Network:
-    """Symmetric CSR from undirected link lists; drops self-links and duplicates."""
+    """Symmetric CSR from undirected link lists; drops self-links and merges duplicates."""
+    from scipy import sparse
+
     keep = src != dst
-    a = np.minimum(src[keep], dst[keep]).astype(np.int64)
-    b = np.maximum(src[keep], dst[keep]).astype(np.int64)
-    key = np.unique(a * n + b)
-    a, b = key // n, key % n
-    rows = np.concatenate([a, b])
-    cols = np.concatenate([b, a]).astype(np.int32)
-    order = np.argsort(rows, kind="stable")
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
-    return Network(indptr=indptr, indices=cols[order])
+    rows = np.concatenate([src[keep], dst[keep]]).astype(np.int32)
+    cols = np.concatenate([dst[keep], src[keep]]).astype(np.int32)
+    ones = np.ones(len(rows), dtype=np.int8)
+    # scipy's COO -> CSR conversion is a linear-time counting sort that also sums duplicates.
+    adjacency = sparse.coo_array((ones, (rows, cols)), shape=(n, n)).tocsr()
+    adjacency.sum_duplicates()
+    return Network(indptr=adjacency.indptr.astype(np.int64), indices=adjacency.indices.astype(np.int32))
 
 
 def clustered_network(

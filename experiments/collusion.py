@@ -1,0 +1,265 @@
+"""Reproduce Calvano, Calzolari, Denicolo & Pastorello (AER 2020): Q-learning pricing agents collude.
+
+Runs independent sessions of two (or more) tabular Q-learning firms in the paper's logit Bertrand
+game and reports the average profit gain Delta = (profit - Nash) / (monopoly - Nash); the paper
+finds about 0.85 in its baseline.
+
+Usage::
+
+    PYTHONPATH=src python experiments/collusion.py                   # paper baseline, 100 sessions
+    PYTHONPATH=src python experiments/collusion.py --quick           # seconds; NOT the paper setting
+
+Writes, atomically, into ``--out`` (default ``out/collusion``): ``sessions.csv`` (one row per
+session), ``prices.png`` and ``summary.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+#: Quick mode: much faster exploration decay and a short convergence window. Not the paper setting.
+QUICK = {"beta": 2e-4, "convergence_window": 2_000, "max_periods": 200_000, "sessions": 8}
+#: The paper reports an average profit gain of about 0.85; we call [0.80, 0.90] a reproduction.
+PAPER_DELTA = 0.85
+REPRODUCTION_RANGE = (0.80, 0.90)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump, exit 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer seed, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer seed, got {text!r}")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = _Parser(prog="collusion.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=_positive_int, default=None, help="sessions to run (default 100)")
+    parser.add_argument("--seed", type=_seed, default=20200101, help="master seed (default 20200101)")
+    parser.add_argument("--out", type=Path, default=Path("out/collusion"), help="output directory")
+    parser.add_argument("--firms", type=_positive_int, default=2, help="number of firms (default 2)")
+    parser.add_argument("--workers", type=_positive_int, default=None, help="processes (default 2; 1 with --quick)")
+    parser.add_argument(
+        "--max-periods",
+        type=_positive_int,
+        default=None,
+        help="cap on periods per session (default 5,000,000)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"seconds-long smoke run (beta={QUICK['beta']}, window={QUICK['convergence_window']}, "
+        f"{QUICK['sessions']} sessions): NOT the paper setting",
+    )
+    args = parser.parse_args(argv)
+    if args.sessions is None:
+        args.sessions = QUICK["sessions"] if args.quick else 100
+    if args.workers is None:
+        args.workers = 1 if args.quick else min(2, os.cpu_count() or 1)
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {str(args.out)!r} exists and is not a directory")
+    return args
+
+
+def _write_csv(path: Path, results, n_firms: int) -> None:
+    header = ["session", "seed", "converged", "periods", "cycle_length"]
+    header += [f"price_{i + 1}" for i in range(n_firms)] + [f"profit_{i + 1}" for i in range(n_firms)]
+    header += ["delta"]
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        for k in range(results.seed.size):
+            writer.writerow(
+                [k, int(results.seed[k]), bool(results.converged[k]), int(results.periods[k])]
+                + [int(results.cycle_length[k])]
+                + [f"{x:.6f}" for x in results.prices[k]]
+                + [f"{x:.6f}" for x in results.profits[k]]
+                + [f"{results.delta[k]:.6f}"]
+            )
+
+
+def _plot(path: Path, results, tables, label: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_sessions, n_firms = results.prices.shape
+    fig, (ax, hist) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [2.2, 1]})
+    order = np.argsort(results.prices.mean(axis=1))
+    x = np.arange(1, n_sessions + 1)
+    markers = "os^vD"
+    for i in range(n_firms):
+        ax.scatter(x, results.prices[order, i], s=14, marker=markers[i % 5], alpha=0.75, label=f"firm {i + 1}")
+    p_n, p_m = float(tables.nash_price.mean()), float(tables.monopoly_price.mean())
+    ax.axhline(p_n, color="tab:red", ls="--", label=f"one-shot Nash price {p_n:.3f}")
+    ax.axhline(p_m, color="tab:green", ls="--", label=f"joint-profit (monopoly) price {p_m:.3f}")
+    ax.axhspan(tables.grid[0], tables.grid[-1], color="0.92", zorder=0, label="range of the 15-price grid")
+    ax.set_xlabel("session (sorted by average learned price)")
+    ax.set_ylabel("learned price, averaged over the greedy cycle\n(price units; marginal cost = 1)")
+    ax.set_title("Prices learned by Q-learning firms")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_ylim(tables.grid[0] - 0.03, tables.grid[-1] + 0.12)
+
+    hist.hist(results.delta, bins=20, color="tab:blue", alpha=0.8)
+    hist.axvline(0, color="tab:red", ls="--", label="Nash (0)")
+    hist.axvline(1, color="tab:green", ls="--", label="monopoly (1)")
+    hist.axvline(results.delta.mean(), color="k", label=f"mean {results.delta.mean():.3f}")
+    hist.set_xlabel("profit gain Delta\n(0 = Nash profit, 1 = monopoly profit)")
+    hist.set_ylabel("sessions")
+    hist.set_title("Profit gain per session")
+    hist.legend(fontsize=8, loc="upper left")
+    fig.suptitle(label, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _summary(results, tables, config, args, runtime: float, label: str, command: str) -> str:
+    from cloudwar.qlearning import mean_confidence_interval
+
+    mean, low, high = mean_confidence_interval(results.delta)
+    converged = results.converged
+    conv_periods = results.periods[converged]
+    lo, hi = REPRODUCTION_RANGE
+    verdict = "within" if lo <= mean <= hi else "OUTSIDE"
+    lines = [
+        "# Calvano et al. (2020) reproduction: Q-learning pricing",
+        "",
+        f"**{label}**",
+        "",
+        f"- command: `{command}`",
+        f"- sessions: {results.seed.size}, firms: {config.n_firms}, master seed: {args.seed}, workers: {args.workers}",
+        f"- settings: m={config.n_prices} prices, xi={config.xi}, alpha={config.alpha}, "
+        f"delta={config.delta}, "
+        f"beta={config.beta:g}, convergence window={config.convergence_window:,} periods, "
+        f"cap={config.max_periods:,} periods",
+        f"- Nash price {tables.nash_price.mean():.5f}, monopoly price {tables.monopoly_price.mean():.5f} "
+        f"(price units); Nash profit {tables.nash_profit.mean():.5f}, "
+        f"monopoly profit {tables.monopoly_profit.mean():.5f} (per firm per period)",
+        "",
+        "| result | value |",
+        "|---|---|",
+        f"| mean profit gain Delta | {mean:.4f} |",
+        f"| 95% confidence interval (t) | [{low:.4f}, {high:.4f}] |",
+        f"| median Delta (min, max) | {np.median(results.delta):.4f} "
+        f"({results.delta.min():.4f}, {results.delta.max():.4f}) |",
+        f"| mean learned price (price units) | {results.prices.mean():.5f} |",
+        f"| share of sessions converged | {converged.mean():.3f} ({converged.sum()}/{converged.size}) |",
+        f"| sessions that hit the period cap | {int((~converged).sum())} |",
+        f"| mean periods to convergence (converged sessions) | "
+        f"{(conv_periods.mean() if conv_periods.size else float('nan')):,.0f} |",
+        f"| max periods | {results.periods.max():,} |",
+        f"| share of sessions ending in a fixed price (cycle length 1) | {(results.cycle_length == 1).mean():.3f} |",
+        f"| runtime | {runtime:.1f} s |",
+        "",
+        f"Paper: average Delta about {PAPER_DELTA}. "
+        + (
+            "Quick mode does not use the paper's settings, so no comparison applies."
+            if args.quick
+            else f"This run's mean is {verdict} the reproduction range [{lo:.2f}, {hi:.2f}]."
+        ),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Move the finished temp directory to ``out``, replacing an older run."""
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.rename(out, old)
+        os.rename(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, out)
+
+
+def run(args: argparse.Namespace, command: str) -> Path:
+    """Run the experiment described by ``args`` and publish the outputs; returns the output dir."""
+    from cloudwar import theory
+    from cloudwar.qlearning import QLearningConfig, game_tables, run_sessions
+
+    settings = {}
+    if args.quick:
+        settings = {k: QUICK[k] for k in ("beta", "convergence_window", "max_periods")}
+    if args.max_periods is not None:
+        settings["max_periods"] = args.max_periods
+    config = QLearningConfig(game=theory.calvano_baseline(args.firms), **settings)
+    paper = not args.quick and args.firms == 2 and config.max_periods >= 5_000_000
+    label = (
+        "Paper baseline setting (Calvano et al. 2020)"
+        if paper
+        else "QUICK MODE: NOT the paper setting (fast exploration decay, short convergence window)"
+        if args.quick
+        else "Modified setting (see settings below)"
+    )
+    tables = game_tables(config)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{args.out.name}.tmp-", dir=args.out.parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp creates 0700
+        start = time.perf_counter()
+        results = run_sessions(config, args.sessions, np.random.default_rng(args.seed), workers=args.workers)
+        runtime = time.perf_counter() - start
+        _write_csv(tmp / "sessions.csv", results, config.n_firms)
+        _plot(tmp / "prices.png", results, tables, label)
+        summary = _summary(results, tables, config, args, runtime, label, command)
+        (tmp / "summary.md").write_text(summary)
+        _publish(tmp, args.out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    print(summary)
+    return args.out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = parse_args(argv)
+    command = "PYTHONPATH=src python experiments/collusion.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    try:
+        run(args, command.strip())
+    except KeyboardInterrupt:
+        print("collusion.py: interrupted; no output written", file=sys.stderr)
+        return 130
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"collusion.py: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    sys.exit(main())
