@@ -155,11 +155,12 @@ def test_capex_becomes_capacity_after_the_build_lag():
     tencent = next(p for p in model.providers_list if p.name == "Tencent")
     lag = model.config.capacity.build_lag
     before = tencent.capacity_in_service(1 + lag).sum()
+    before_lag = tencent.capacity_in_service(lag).sum()
     model.step()
     after = tencent.capacity_in_service(1 + lag).sum()
     per_unit = tencent.spec.capex_per_unit * model.hardware_factor(1)
     assert after - before == pytest.approx(1e9 / per_unit, rel=1e-9)
-    assert tencent.capacity_in_service(1).sum() < after  # not in service before the lag
+    assert tencent.capacity_in_service(lag).sum() == pytest.approx(before_lag, rel=1e-12)  # not before the lag
 
 
 def test_unit_cost_falls_with_hardware_and_learning_and_cost_plus_follows():
