@@ -175,9 +175,10 @@ class NetworkSpec:
     kind: str = _f(
         "clustered",
         unit="name",
-        choices=("clustered", "complete", "none", "networkx"),
-        doc="clustered: industry clusters built in arrays; networkx: the same rule built with networkx "
-        "(small populations); complete: everyone linked; none: no links",
+        choices=("clustered", "clustered_arrays", "clustered_networkx", "complete", "none"),
+        doc="clustered: industry clusters, built as networkx graphs below 10,000 enterprises and in "
+        "numpy arrays from 10,000 on; clustered_arrays / clustered_networkx force one builder; "
+        "complete: everyone linked; none: no links",
     )
     mean_degree: float = _f(20.0, unit="links per enterprise", lo=0.0, doc="average number of neighbours")
     within_industry: float = _f(0.8, unit="fraction", lo=0.0, hi=1.0, doc="share of links inside the industry")
