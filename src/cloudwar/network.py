@@ -221,18 +221,48 @@ def _cross_links(
     return src, dst
 
 
-def _to_csr(n: int, src: np.ndarray, dst: np.ndarray) -> Network:
-    """Symmetric CSR from undirected link lists; drops self-links and merges duplicates."""
-    from scipy import sparse
+def _fill_rows(indices: np.ndarray, first_slot: np.ndarray, keys: np.ndarray, n: int, chunk: int = 1 << 20) -> None:
+    """Write ``keys`` (sorted row * n + column) into ``indices``, row r from ``first_slot[r]`` on, in chunks."""
+    row_start = np.searchsorted(keys, np.arange(n, dtype=np.int64) * n)
+    for begin in range(0, len(keys), chunk):
+        block = keys[begin : begin + chunk]
+        rows = block // n
+        slots = first_slot[rows] + (np.arange(begin, begin + len(block)) - row_start[rows])
+        indices[slots] = block - rows * n
 
+
+def _to_csr(n: int, src: np.ndarray, dst: np.ndarray) -> Network:
+    """Symmetric CSR from undirected link lists; drops self-links and duplicates.
+
+    Memory-lean for millions of links: each undirected link is one int64 key (low * n + high),
+    sorted in place and de-duplicated. Row r then holds its lower neighbours (from the sorted
+    swapped keys) followed by its higher ones (from the sorted keys), each ascending.
+    """
     keep = src != dst
-    rows = np.concatenate([src[keep], dst[keep]]).astype(np.int32)
-    cols = np.concatenate([dst[keep], src[keep]]).astype(np.int32)
-    ones = np.ones(len(rows), dtype=np.int8)
-    # scipy's COO -> CSR conversion is a linear-time counting sort that also sums duplicates.
-    adjacency = sparse.coo_array((ones, (rows, cols)), shape=(n, n)).tocsr()
-    adjacency.sum_duplicates()
-    return Network(indptr=adjacency.indptr.astype(np.int64), indices=adjacency.indices.astype(np.int32))
+    key = np.minimum(src, dst)[keep].astype(np.int64)
+    key *= n
+    key += np.maximum(src, dst)[keep]
+    del keep
+    key.sort()
+    if len(key):
+        fresh = np.empty(len(key), dtype=bool)
+        fresh[0] = True
+        np.not_equal(key[1:], key[:-1], out=fresh[1:])
+        key = key[fresh]
+        del fresh
+    lower_count = np.bincount(key % n, minlength=n)  # row r's neighbours below r: links (low, r)
+    degree = lower_count + np.bincount(key // n, minlength=n)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(degree, out=indptr[1:])
+    indices = np.empty(int(indptr[-1]), dtype=np.int32)
+    _fill_rows(indices, indptr[:-1] + lower_count, key, n)
+    swapped = key % n
+    swapped *= n
+    swapped += key // n
+    del key
+    swapped.sort()
+    _fill_rows(indices, indptr[:-1], swapped, n)
+    return Network(indptr=indptr, indices=indices)
 
 
 def clustered_network(
@@ -268,7 +298,11 @@ def clustered_network(
         dst_parts.append(t)
     if not src_parts:
         return empty_network(n)
-    return _to_csr(n, np.concatenate(src_parts), np.concatenate(dst_parts))
+    src = np.concatenate(src_parts).astype(np.int32, copy=False)
+    del src_parts
+    dst = np.concatenate(dst_parts).astype(np.int32, copy=False)
+    del dst_parts
+    return _to_csr(n, src, dst)
 
 
 def networkx_clustered_network(
