@@ -215,60 +215,54 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_results(results: pd.DataFrame, path: str | Path, title: str = "") -> Path:
-    """Shares by market, operating margins (with the 30% 'AWS model' line) and cumulative FCF, as PNG."""
+    """Revenue shares per market, operating margins (with the 30% 'AWS model' line), cumulative free
+    cash flow and capacity utilisation, as one PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    markets = [
-        (r, p)
-        for r in pd.unique(results.region)
-        for p in pd.unique(results["product"])
-        if r != ALL
-        and p != ALL
-        and ((results.metric == "revenue_share") & (results.region == r) & (results["product"] == p)).any()
-    ]
-    markets += [(ALL, p) for p in pd.unique(results["product"]) if p != ALL]
-    n_top = max(len(markets), 3)
-    fig, axes = plt.subplots(2, n_top, figsize=(4.2 * n_top, 8), squeeze=False)
+    shares = results[(results.metric == "revenue_share") & (results["product"] != ALL)]
+    markets = [(r, p) for r, p in shares[["region", "product"]].drop_duplicates().itertuples(index=False)]
+    markets.sort(key=lambda m: (m[0] == ALL, m[0], m[1]))  # regions first, the world last
     providers = [p for p in pd.unique(results.provider) if p != ALL]
     colours = {p: plt.cm.tab10(i % 10) for i, p in enumerate(providers)}
-    for ax, (region, product) in zip(axes[0], markets, strict=False):
-        wide = metric_table(results, "revenue_share", region, product)
+    panels = len(markets) + 3
+    cols = 3
+    rows = -(-panels // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), squeeze=False)
+    flat = list(axes.ravel())
+
+    def lines(ax, wide: pd.DataFrame, scale: float, label: bool = False) -> None:
         for p in providers:
             if p in wide and wide[p].abs().sum() > 0:
-                ax.plot(wide.index, 100 * wide[p], label=p, color=colours[p])
+                ax.plot(wide.index, scale * wide[p], color=colours[p], label=p if label else None)
+        ax.set_xlabel("quarter")
+        ax.grid(alpha=0.3)
+
+    for ax, (region, product) in zip(flat, markets, strict=False):
+        lines(ax, metric_table(results, "revenue_share", region, product), 100)
         ax.set_title(f"{product} revenue share, {'world' if region == ALL else region}")
-        ax.set_xlabel("quarter")
         ax.set_ylabel("share of revenue (%)")
-    for ax in axes[0][len(markets) :]:
+    ax_margin, ax_fcf, ax_util = flat[len(markets) : len(markets) + 3]
+    lines(ax_margin, metric_table(results, "operating_margin"), 100, label=True)
+    ax_margin.axhline(30, color="black", linestyle="--", linewidth=1, label="30% (AWS model)")
+    ax_margin.set_title("operating margin, all products")
+    ax_margin.set_ylabel("operating income / revenue (%)")
+    lines(ax_fcf, metric_table(results, "cumulative_free_cash_flow"), 1e-9)
+    ax_fcf.axhline(0, color="black", linewidth=0.8)
+    ax_fcf.set_title("cumulative free cash flow")
+    ax_fcf.set_ylabel("USD bn")
+    lines(ax_util, metric_table(results, "capacity_utilisation"), 100)
+    ax_util.set_title("capacity utilisation, all regions")
+    ax_util.set_ylabel("served compute / capacity (%)")
+    for ax in flat[panels:]:
         ax.axis("off")
-    margin = metric_table(results, "operating_margin")
-    for p in providers:
-        axes[1][0].plot(margin.index, 100 * margin[p], label=p, color=colours[p])
-    axes[1][0].axhline(30, color="black", linestyle="--", linewidth=1, label="30% (AWS model)")
-    axes[1][0].set_title("operating margin, all products")
-    axes[1][0].set_ylabel("operating income / revenue (%)")
-    fcf = metric_table(results, "cumulative_free_cash_flow")
-    for p in providers:
-        axes[1][1].plot(fcf.index, fcf[p] / 1e9, color=colours[p])
-    axes[1][1].set_title("cumulative free cash flow")
-    axes[1][1].set_ylabel("USD bn")
-    price = metric_table(results, "capacity_utilisation")
-    for p in providers:
-        axes[1][2].plot(price.index, 100 * price[p], color=colours[p])
-    axes[1][2].set_title("capacity utilisation")
-    axes[1][2].set_ylabel("served compute / capacity (%)")
-    for ax in axes[1][3:]:
-        ax.axis("off")
-    for ax in axes[1][:3]:
-        ax.set_xlabel("quarter")
-    handles, labels = axes[1][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False)
+    handles, labels = ax_margin.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.07, 1, 0.97))
     path = Path(path)
     fig.savefig(path, dpi=110)
     plt.close(fig)
