@@ -1,0 +1,184 @@
+"""The fast engine (CloudMarket) against the plain-Mesa reference (cloudwar.reference).
+
+Two kinds of test:
+
+* **Shared randomness, identical results.** ``ReferenceMarket(scenario, rng=seed)`` starts where
+  ``CloudMarket(scenario, rng=seed)`` starts and consumes the same random stream, so every
+  enterprise must end every quarter in the same state: same providers, same adoption, hence
+  the same customers, churn and adoption curve, exactly. Prices and volumes are floats summed
+  in possibly different orders, so they are compared to 1e-9 relative.
+* **Independent randomness, same distribution.** Same starting market, independent random
+  streams for the quarters: the reference's mean over ``REFERENCE_RUNS`` runs must lie within
+  ``TOLERANCE_SE`` (4) standard errors of the engine's mean over ``ENGINE_RUNS`` runs, for every
+  summary (market shares, adoption curve, churn). The standard deviation is the engine's across
+  its runs (the two implementations of one model share it under the hypothesis being tested);
+  standard error = sd x sqrt(1 / REFERENCE_RUNS + 1 / ENGINE_RUNS). Summaries: customer and
+  revenue share of every provider in each product at the last quarter, AI adoption per region
+  every third quarter, mean churn per product (54 numbers, 2,500 enterprises, 24 quarters). The
+  same comparison is checked to flag engines with slightly different rules (imitation 0.33 instead
+  of 0.38, network weight 0.3 instead of 0.5, switching cost 0.45 instead of 0.5), so it has teeth.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cloudwar.model import CloudMarket
+from cloudwar.reference import EnterpriseAgent, ReferenceMarket
+
+TOLERANCE_SE = 4.0
+ENGINE_RUNS = 30
+REFERENCE_RUNS = 5
+
+
+def _assert_same_quarter(fast: CloudMarket, ref: ReferenceMarket) -> None:
+    a, b = fast.records[-1], ref.records[-1]
+    q = a["quarter"]
+    assert b["quarter"] == q
+    np.testing.assert_array_equal(a["customers"], b["customers"], err_msg=f"customers, quarter {q}")
+    np.testing.assert_array_equal(a["churned"], b["churned"], err_msg=f"churn, quarter {q}")
+    np.testing.assert_array_equal(a["ai_adoption"], b["ai_adoption"], err_msg=f"AI adoption, quarter {q}")
+    np.testing.assert_allclose(a["price"], b["price"], rtol=1e-9, err_msg=f"prices, quarter {q}")
+    np.testing.assert_allclose(a["demand_volume"], b["demand_volume"], rtol=1e-9, err_msg=f"demand, quarter {q}")
+    revenue_a = np.array([book["revenue"] for book in a["books"]])
+    revenue_b = np.array([book["revenue"] for book in b["books"]])
+    np.testing.assert_allclose(revenue_a, revenue_b, rtol=1e-9, err_msg=f"revenue, quarter {q}")
+
+
+def _assert_same_enterprises(fast: CloudMarket, ref: ReferenceMarket) -> None:
+    pop = fast.population
+    np.testing.assert_array_equal(pop.provider.T, [e.providers for e in ref.enterprise_list])
+    np.testing.assert_array_equal(pop.adopted, [e.adopted for e in ref.enterprise_list])
+    np.testing.assert_array_equal(pop.adopted_quarter, [e.adopted_quarter for e in ref.enterprise_list])
+
+
+def test_reference_starts_from_the_engines_population_and_network():
+    fast = CloudMarket("baseline", rng=5, enterprises=600)
+    ref = ReferenceMarket.from_market(fast)
+    assert len(ref.agents_by_type[EnterpriseAgent]) == 600
+    _assert_same_enterprises(fast, ref)
+    for i in (0, 17, 599):
+        enterprise = ref.enterprise_list[i]
+        assert sorted(other.unique_id for other in enterprise.neighbours) == sorted(
+            ref.enterprise_list[j].unique_id for j in fast.network.neighbours(i)
+        )
+        assert enterprise.size == pytest.approx(float(fast.population.size[i]))
+    np.testing.assert_allclose(
+        [p.capacity_in_service(1) for p in ref.providers_list],
+        [p.capacity_in_service(1) for p in fast.providers_list],
+        rtol=1e-12,
+    )
+
+
+@pytest.mark.parametrize(
+    ("scenario", "enterprises", "quarters", "settings"),
+    [
+        ("baseline", 2000, 24, {}),  # capacity rationing, Bass adoption, network, cost-plus pricing
+        ("baseline", 800, 8, {"network.kind": "clustered_networkx", "choice.network_weight": 1.0}),
+        ("calvano_duopoly", 400, 6, {}),  # best-response pricing reads the market's demand curves
+    ],
+)
+def test_shared_randomness_gives_identical_runs(scenario, enterprises, quarters, settings):
+    fast = CloudMarket(scenario, rng=2024, enterprises=enterprises, **settings)
+    ref = ReferenceMarket(scenario, rng=2024, enterprises=enterprises, **settings)
+    _assert_same_enterprises(fast, ref)
+    for _ in range(quarters):
+        fast.step()
+        ref.step()
+        _assert_same_quarter(fast, ref)
+    _assert_same_enterprises(fast, ref)
+    assert fast.ai_adoption == ref.ai_adoption
+
+
+def test_contract_renewals_stay_right_in_long_runs():
+    """Regression: the engine once computed quarter + contract_phase in int8, which wrapped from
+    quarter 65 on and broke renewals of contracts of 3, 5, 6, ... quarters."""
+    settings = {"enterprises": 400, "quarters": 70, "products.cloud.contract_quarters": 3}
+    fast = CloudMarket("baseline", rng=3, **settings)
+    ref = ReferenceMarket("baseline", rng=3, **settings)
+    for _ in range(70):
+        fast.step()
+        ref.step()
+        _assert_same_quarter(fast, ref)
+
+
+def _summaries(records: list[dict], provider_names: list[str], product_names: list[str]) -> dict[str, float]:
+    """Market shares at the end, the adoption curve and mean churn, as named numbers."""
+    out: dict[str, float] = {}
+    last = records[-1]
+    customers = last["customers"].sum(axis=2)  # (P, K), all regions
+    revenue = np.array([book["revenue"] for book in last["books"]]).sum(axis=2)
+    for k, product in enumerate(product_names):
+        for j, provider in enumerate(provider_names):
+            out[f"customer share {provider} {product}"] = customers[j, k] / customers[:, k].sum()
+            out[f"revenue share {provider} {product}"] = revenue[j, k] / revenue[:, k].sum()
+    adoption = np.array([rec["ai_adoption"] for rec in records])  # (Q, R)
+    for q in range(0, len(records), 3):
+        for r in range(adoption.shape[1]):
+            out[f"AI adoption region {r} quarter {q + 1}"] = adoption[q, r]
+    churn = []
+    for before, now in zip(records[:-1], records[1:], strict=True):
+        churn.append(now["churned"].sum(axis=(0, 2)) / before["customers"].sum(axis=(0, 2)))  # (K,)
+    for k, product in enumerate(product_names):
+        out[f"mean churn {product}"] = float(np.mean([c[k] for c in churn]))
+    return out
+
+
+def _reseed(model: CloudMarket | ReferenceMarket, seed: list[int]) -> None:
+    """Give a freshly built model its own random streams for the quarters (the start is kept)."""
+    model.rng.bit_generator.state = np.random.default_rng(seed).bit_generator.state
+    model.random.seed(int(np.random.default_rng(seed).integers(2**31)))
+
+
+ENTERPRISES, QUARTERS, START_SEED = 2500, 24, 11
+
+
+def _run(model: CloudMarket | ReferenceMarket, seed: int) -> dict[str, float]:
+    _reseed(model, [START_SEED, seed])
+    for _ in range(QUARTERS):
+        model.step()
+    return _summaries(model.records, model.provider_names, model.product_names)
+
+
+def _z_scores(engine: list[dict[str, float]], other: list[dict[str, float]]) -> dict[str, float]:
+    """(mean of other - mean of engine) / standard error, per summary; SE from the engine's spread."""
+    scores = {}
+    for name in engine[0]:
+        e = np.array([run[name] for run in engine])
+        o = np.array([run[name] for run in other])
+        se = e.std(ddof=1) * np.sqrt(1.0 / len(other) + 1.0 / len(engine))
+        difference = o.mean() - e.mean()
+        scores[name] = difference / se if se > 0 else (0.0 if abs(difference) < 1e-12 else np.inf)
+    return scores
+
+
+@pytest.fixture(scope="module")
+def engine_runs() -> list[dict[str, float]]:
+    """ENGINE_RUNS runs of the engine from one starting market, each with its own random stream."""
+    return [_run(CloudMarket("baseline", rng=START_SEED, enterprises=ENTERPRISES), s) for s in range(ENGINE_RUNS)]
+
+
+@pytest.mark.slow
+def test_reference_and_engine_agree_within_monte_carlo_error(engine_runs):
+    reference = [
+        _run(ReferenceMarket("baseline", rng=START_SEED, enterprises=ENTERPRISES), 1000 + s)
+        for s in range(REFERENCE_RUNS)
+    ]
+    scores = _z_scores(engine_runs, reference)
+    failures = [f"{name}: {z:+.1f} SE" for name, z in scores.items() if abs(z) > TOLERANCE_SE]
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "change",
+    [{"adoption.imitation": 0.33}, {"choice.network_weight": 0.3}, {"enterprise.switching_cost": 0.45}],
+)
+def test_the_comparison_detects_a_slightly_different_model(engine_runs, change):
+    """The same test flags an engine whose rules differ a little (a check that it has teeth)."""
+    changed = [
+        _run(CloudMarket("baseline", rng=START_SEED, enterprises=ENTERPRISES, **change), 1000 + s)
+        for s in range(REFERENCE_RUNS)
+    ]
+    assert max(abs(z) for z in _z_scores(engine_runs, changed).values()) > TOLERANCE_SE
