@@ -129,12 +129,18 @@ class SparseNeighbourCounts(NeighbourCounts):
         self.degree = degree
         self.inv_degree = network.inv_degree
         dtype = np.int16 if (degree.max(initial=0) < np.iinfo(np.int16).max) else np.int32
-        owner = np.repeat(np.arange(network.n, dtype=np.int64), degree)
-        if n_states == 2:
-            self.counts = np.bincount(owner, weights=state[network.indices] == 1, minlength=network.n).astype(dtype)
-        else:
-            flat = owner * n_states + state[network.indices]
-            self.counts = np.bincount(flat, minlength=network.n * n_states).astype(dtype).reshape(network.n, n_states)
+        n = network.n
+        self.counts = np.zeros(n if n_states == 2 else (n, n_states), dtype=dtype)
+        indptr, indices = network.indptr, network.indices
+        for a in range(0, n, CHUNK // 8):  # rows in chunks: the temporaries stay small
+            b = min(a + CHUNK // 8, n)
+            owner = np.repeat(np.arange(b - a, dtype=np.int64), degree[a:b])
+            neighbour_state = state[indices[indptr[a] : indptr[b]]]
+            if n_states == 2:
+                self.counts[a:b] = np.bincount(owner, weights=neighbour_state == 1, minlength=b - a)
+            else:
+                flat = owner * n_states + neighbour_state
+                self.counts[a:b] = np.bincount(flat, minlength=(b - a) * n_states).reshape(b - a, n_states)
 
     def shares(self, idx: np.ndarray) -> np.ndarray:
         if self.n_states == 2:
@@ -221,47 +227,69 @@ def _cross_links(
     return src, dst
 
 
-def _fill_rows(indices: np.ndarray, first_slot: np.ndarray, keys: np.ndarray, n: int, chunk: int = 1 << 20) -> None:
-    """Write ``keys`` (sorted row * n + column) into ``indices``, row r from ``first_slot[r]`` on, in chunks."""
-    row_start = np.searchsorted(keys, np.arange(n, dtype=np.int64) * n)
-    for begin in range(0, len(keys), chunk):
-        block = keys[begin : begin + chunk]
-        rows = block // n
-        slots = first_slot[rows] + (np.arange(begin, begin + len(block)) - row_start[rows])
-        indices[slots] = block - rows * n
+CHUNK = 1 << 20  # links processed at a time when building a CSR: bounds the builder's temporaries
 
 
-def _to_csr(n: int, src: np.ndarray, dst: np.ndarray) -> Network:
+def _to_csr(n: int, parts: list[tuple[np.ndarray, np.ndarray]]) -> Network:
     """Symmetric CSR from undirected link lists; drops self-links and duplicates.
 
-    Memory-lean for millions of links: each undirected link is one int64 key (low * n + high),
-    sorted in place and de-duplicated. Row r then holds its lower neighbours (from the sorted
-    swapped keys) followed by its higher ones (from the sorted keys), each ascending.
+    ``parts`` is a list of (source, destination) arrays; it is emptied as they are consumed, so
+    the builder never holds the links twice. Each link becomes one int64 key (low * n + high),
+    sorted in place and de-duplicated in place. Row r then holds its lower neighbours followed by
+    its higher ones, each ascending: the higher ones straight from the sorted keys, the lower ones
+    by a counting pass over the same keys (rows filled in key order stay ascending).
+    Peak memory: the keys (8 bytes a link) plus the result (8 bytes a link), plus chunk temporaries.
     """
-    keep = src != dst
-    key = np.minimum(src, dst)[keep].astype(np.int64)
-    key *= n
-    key += np.maximum(src, dst)[keep]
-    del keep
+    total = sum(len(src) for src, _ in parts)
+    key = np.empty(total, dtype=np.int64)
+    filled = 0
+    while parts:
+        src, dst = parts.pop(0)
+        low = np.minimum(src, dst).astype(np.int64)
+        high = np.maximum(src, dst)
+        keep = low != high
+        block = low[keep] * n + high[keep]
+        key[filled : filled + len(block)] = block
+        filled += len(block)
+        del src, dst, low, high, keep, block
+    key = key[:filled]
     key.sort()
-    if len(key):
-        fresh = np.empty(len(key), dtype=bool)
-        fresh[0] = True
-        np.not_equal(key[1:], key[:-1], out=fresh[1:])
-        key = key[fresh]
-        del fresh
-    lower_count = np.bincount(key % n, minlength=n)  # row r's neighbours below r: links (low, r)
-    degree = lower_count + np.bincount(key // n, minlength=n)
+    # De-duplicate in place, chunk by chunk (the write position never passes the read position).
+    write = 0
+    previous = -1
+    for begin in range(0, len(key), CHUNK):
+        block = key[begin : begin + CHUNK]
+        fresh = np.empty(len(block), dtype=bool)
+        fresh[0] = block[0] != previous
+        np.not_equal(block[1:], block[:-1], out=fresh[1:])
+        previous = block[-1]
+        kept = block[fresh]
+        key[write : write + len(kept)] = kept
+        write += len(kept)
+    key = key[:write]
+    lower_count = np.zeros(n, dtype=np.int64)  # row r's neighbours below r: links (low, r)
+    higher_count = np.zeros(n, dtype=np.int64)
+    for begin in range(0, len(key), CHUNK):
+        block = key[begin : begin + CHUNK]
+        lower_count += np.bincount(block % n, minlength=n)
+        higher_count += np.bincount(block // n, minlength=n)
+    degree = lower_count + higher_count
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(degree, out=indptr[1:])
     indices = np.empty(int(indptr[-1]), dtype=np.int32)
-    _fill_rows(indices, indptr[:-1] + lower_count, key, n)
-    swapped = key % n
-    swapped *= n
-    swapped += key // n
-    del key
-    swapped.sort()
-    _fill_rows(indices, indptr[:-1], swapped, n)
+    higher_slot = indptr[:-1] + lower_count  # next free slot for a higher neighbour, per row
+    lower_slot = indptr[:-1].copy()  # next free slot for a lower neighbour, per row
+    for begin in range(0, len(key), CHUNK):
+        block = key[begin : begin + CHUNK]
+        low, high = block // n, block % n
+        for rows, columns, slot in ((low, high, higher_slot), (high, low, lower_slot)):
+            order = np.argsort(rows, kind="stable")  # keeps key order, i.e. ascending columns, within a row
+            sorted_rows = rows[order]
+            first = np.searchsorted(sorted_rows, sorted_rows)  # first position of each row in the chunk
+            rank = np.empty(len(rows), dtype=np.int64)
+            rank[order] = np.arange(len(rows)) - first
+            indices[slot[rows] + rank] = columns
+            slot += np.bincount(rows, minlength=n)
     return Network(indptr=indptr, indices=indices)
 
 
@@ -278,7 +306,7 @@ def clustered_network(
     n = len(region)
     order, starts, sizes = _clusters(region, industry, n_industries)
     half_ring = int(round(mean_degree * within_industry / 2))
-    src_parts, dst_parts = [], []
+    parts: list[tuple[np.ndarray, np.ndarray]] = []
     cluster_of_pos = np.repeat(np.arange(len(sizes)), sizes)
     pos_in_cluster = np.arange(n) - starts[cluster_of_pos]
     size_of_pos = sizes[cluster_of_pos]
@@ -289,20 +317,13 @@ def clustered_network(
         rewire = rng.random(len(pos)) < REWIRING
         random_pos = starts[cluster_of_pos[pos]] + (rng.random(len(pos)) * size_of_pos[pos]).astype(np.int64)
         target_pos = np.where(rewire, random_pos, target_pos)
-        src_parts.append(order[pos])
-        dst_parts.append(order[target_pos])
+        parts.append((order[pos], order[target_pos]))
     n_cross = int(round(n * mean_degree * (1.0 - within_industry) / 2))
     if n_cross:
-        s, t = _cross_links(rng, region, n_cross, within_region)
-        src_parts.append(s)
-        dst_parts.append(t)
-    if not src_parts:
+        parts.append(_cross_links(rng, region, n_cross, within_region))
+    if not parts:
         return empty_network(n)
-    src = np.concatenate(src_parts).astype(np.int32, copy=False)
-    del src_parts
-    dst = np.concatenate(dst_parts).astype(np.int32, copy=False)
-    del dst_parts
-    return _to_csr(n, src, dst)
+    return _to_csr(n, parts)
 
 
 def networkx_clustered_network(
