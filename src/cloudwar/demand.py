@@ -87,7 +87,8 @@ def sample_logit(utilities: np.ndarray, outside_utility: float, logit_scale: flo
     shift = np.maximum(v.max(axis=0), v0)
     v -= shift
     np.exp(v, out=v)
-    np.cumsum(v, axis=0, out=v)
+    for j in range(1, len(v)):  # running sum over providers, whole rows at a time
+        v[j] += v[j - 1]
     total = v[-1] + np.exp(v0 - shift)
     threshold = (uniforms * total).astype(v.dtype)
     return (threshold >= v).sum(axis=0)

@@ -114,6 +114,10 @@ class NeighbourCounts:
         """Enterprises ``who`` changed state from ``old`` to ``new`` (the state array is updated by the caller)."""
         raise NotImplementedError
 
+    def add_shares(self, out: np.ndarray, idx: np.ndarray, weight: float) -> None:
+        """``out`` (len(idx), k) += weight x share of neighbours in each of the first k states."""
+        out += weight * self.shares(idx)[:, : out.shape[1]]
+
 
 class SparseNeighbourCounts(NeighbourCounts):
     """Counts per enterprise and state, int16 (int32 for degrees of 32,767 and more).
@@ -142,6 +146,13 @@ class SparseNeighbourCounts(NeighbourCounts):
                 flat = owner * n_states + neighbour_state
                 self.counts[a:b] = np.bincount(flat, minlength=(b - a) * n_states).reshape(b - a, n_states)
 
+    def add_shares(self, out: np.ndarray, idx: np.ndarray, weight: float) -> None:
+        if self.n_states == 2:
+            super().add_shares(out, idx, weight)
+            return
+        scale = (weight * self.inv_degree[idx]).astype(out.dtype)
+        out += self.counts[idx, : out.shape[1]] * scale[:, None]
+
     def shares(self, idx: np.ndarray) -> np.ndarray:
         if self.n_states == 2:
             ones = self.counts[idx] * self.inv_degree[idx]
@@ -167,7 +178,8 @@ class SparseNeighbourCounts(NeighbourCounts):
         # Values of the array's own dtype take numpy's fast ufunc.at path (about 25x faster).
         ones = np.ones(len(neighbours), dtype=flat.dtype)
         if self.n_states == 2:
-            delta = np.repeat((new - old).astype(flat.dtype), lengths)
+            step = new - old
+            delta = ones if np.all(step == 1) else np.repeat(step.astype(flat.dtype), lengths)
             np.add.at(flat, neighbours.astype(np.intp), delta)
             return
         base = neighbours.astype(np.intp) * self.n_states
