@@ -19,13 +19,12 @@ import argparse
 import csv
 import os
 import shlex
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import Parser, output_folder, positive_int, seed
 
 #: Quick mode: much faster exploration decay and a short convergence window. Not the paper setting.
 QUICK = {"beta": 2e-4, "convergence_window": 2_000, "max_periods": 200_000, "sessions": 8}
@@ -34,42 +33,17 @@ PAPER_DELTA = 0.85
 REPRODUCTION_RANGE = (0.80, 0.90)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, no usage dump, exit 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer seed, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer seed, got {text!r}")
-    return value
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    parser = _Parser(prog="collusion.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sessions", type=_positive_int, default=None, help="sessions to run (default 100)")
-    parser.add_argument("--seed", type=_seed, default=20200101, help="master seed (default 20200101)")
+    parser = Parser(prog="collusion.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=positive_int, default=None, help="sessions to run (default 100)")
+    parser.add_argument("--seed", type=seed, default=20200101, help="master seed (default 20200101)")
     parser.add_argument("--out", type=Path, default=Path("out/collusion"), help="output directory")
-    parser.add_argument("--firms", type=_positive_int, default=2, help="number of firms (default 2)")
-    parser.add_argument("--workers", type=_positive_int, default=None, help="processes (default 2; 1 with --quick)")
+    parser.add_argument("--firms", type=positive_int, default=2, help="number of firms (default 2)")
+    parser.add_argument("--workers", type=positive_int, default=None, help="processes (default 2; 1 with --quick)")
     parser.add_argument(
         "--max-periods",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="cap on periods per session (default 5,000,000)",
     )
@@ -192,17 +166,6 @@ def _summary(results, tables, config, args, runtime: float, label: str, command:
     return "\n".join(lines)
 
 
-def _publish(tmp: Path, out: Path) -> None:
-    """Move the finished temp directory to ``out``, replacing an older run."""
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.rename(out, old)
-        os.rename(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, out)
-
-
 def run(args: argparse.Namespace, command: str) -> Path:
     """Run the experiment described by ``args`` and publish the outputs; returns the output dir."""
     from cloudwar import theory
@@ -224,12 +187,7 @@ def run(args: argparse.Namespace, command: str) -> Path:
     )
     tables = game_tables(config)
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{args.out.name}.tmp-", dir=args.out.parent))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp creates 0700
+    with output_folder(args.out) as tmp:
         start = time.perf_counter()
         results = run_sessions(config, args.sessions, np.random.default_rng(args.seed), workers=args.workers)
         runtime = time.perf_counter() - start
@@ -237,10 +195,6 @@ def run(args: argparse.Namespace, command: str) -> Path:
         _plot(tmp / "prices.png", results, tables, label)
         summary = _summary(results, tables, config, args, runtime, label, command)
         (tmp / "summary.md").write_text(summary)
-        _publish(tmp, args.out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     print(summary)
     return args.out
 

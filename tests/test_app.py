@@ -52,16 +52,24 @@ def test_alibaba_price_level_scales_every_starting_price():
     np.testing.assert_array_equal(provider(cheap, "Tencent").prices, provider(base, "Tencent").prices)
 
 
-def test_capex_plan_makes_alibaba_spend_a_multiple_of_the_announced_plan():
+def test_capex_plan_scales_the_committed_plan_of_alibabas_playbook():
     session = app.MarketSession(alibaba_capex_plan="2x")
+    strategy = provider(session, "Alibaba").strategy
+    assert hasattr(strategy, "capex_plan"), "the baseline's Alibaba plays a playbook with a committed plan"
+    assert strategy.capex_plan == pytest.approx(2 * 380e9)  # RMB, twice the announced plan
+    assert type(strategy) is type(provider(app.MarketSession(), "Alibaba").strategy)  # pricing kept
+    assert provider(session, "Tencent").strategy == provider(app.MarketSession(), "Tencent").strategy
+    assert app.MarketSession(alibaba_capex_plan=app.PRESETS_RULE).controls.alibaba_capex_plan is None
+
+
+def test_capex_plan_makes_any_other_strategy_spend_the_plan_evenly():
+    session = app.MarketSession(alibaba_capex_plan="2x", **{"strategy: Alibaba": "cost_plus"})
     strategy = provider(session, "Alibaba").strategy
     per_quarter = 2 * 380e9 / 12 / BASELINE.rmb_per_usd  # RMB 380bn over three years, twice
     assert (strategy.capex_rule, strategy.capex) == ("fixed", pytest.approx(per_quarter))
-    assert isinstance(strategy, CostPlus)  # the preset's pricing is kept
+    assert isinstance(strategy, CostPlus)
     session.step()
     assert provider(session, "Alibaba").capex == pytest.approx(per_quarter)
-    assert provider(session, "Tencent").strategy.capex_rule == "utilisation"
-    assert app.MarketSession(alibaba_capex_plan=app.PRESETS_RULE).controls.alibaba_capex_plan is None
 
 
 def test_multipliers_scale_the_presets_switching_cost_and_network_weight():

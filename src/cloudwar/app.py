@@ -26,9 +26,11 @@ seed                      the model's random seed (a whole number >= 0)
 enterprises               ``enterprises``: simulated enterprises
 Alibaba price level       multiplies every starting price of Alibaba (each product and region)
 Alibaba capex plan        ``preset's rule`` keeps the preset's capex rule; a multiple ``m`` makes
-                          Alibaba spend ``m`` x its announced plan, RMB 380bn over three years
-                          (facts.md), every quarter: ``strategy.capex_rule = "fixed"`` and
-                          ``strategy.capex = m x 380e9 / 12 / rmb_per_usd`` USD per quarter
+                          Alibaba commit to ``m`` x its announced plan, RMB 380bn over three years
+                          (facts.md): a playbook with a ``capex_plan`` (share_first) gets
+                          ``capex_plan = m x 380e9`` RMB; any other strategy spends it evenly,
+                          ``capex_rule = "fixed"``, ``capex = m x 380e9 / 12 / rmb_per_usd`` USD
+                          per quarter
 switching cost            multiplies ``enterprise.switching_cost`` (mean, utility units)
 network effect            multiplies ``choice.network_weight`` (utility per neighbour share)
 <provider> strategy       ``preset's`` keeps it; a kind from ``cloudwar.strategies.REGISTRY``
@@ -152,8 +154,11 @@ class Controls:
         if self.alibaba_capex_plan is not None:
             spec = provider("Alibaba", "Alibaba capex plan")
             table = strategy_tables.setdefault("Alibaba", {"kind": spec.strategy.kind, **spec.strategy.params})
-            table["capex_rule"] = "fixed"
-            table["capex"] = self.alibaba_capex_plan * CAPEX_PLAN_RMB / CAPEX_PLAN_QUARTERS / base.rmb_per_usd
+            if "capex_plan" in {f.name for f in dataclasses.fields(strategy_class(table["kind"]))}:
+                table["capex_plan"] = self.alibaba_capex_plan * CAPEX_PLAN_RMB  # a playbook with a committed plan
+            else:
+                table["capex_rule"] = "fixed"
+                table["capex"] = self.alibaba_capex_plan * CAPEX_PLAN_RMB / CAPEX_PLAN_QUARTERS / base.rmb_per_usd
         for name, table in strategy_tables.items():
             out[f"providers.{name}.strategy"] = table
         if self.alibaba_price_level != 1.0:

@@ -5,6 +5,11 @@ An individual enterprise can be inspected as a Mesa agent view on demand
 
 Provider columns: for a scenario with ``P`` providers, a provider index is ``0..P-1`` and the
 outside option (on-premises / no purchase) is ``P``.
+
+Captive segment: when some provider has a ``captive_share``, :func:`draw_platform_ties` ties that
+share of each region's enterprises to the provider's consumer platform (``Population.platform``,
+the provider index, or ``P`` for none); the model adds the provider's ``captive_bonus`` to their
+utility of it. Without captive shares the array is not created and nothing is drawn.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class Population:
     provider: np.ndarray  # int8 (n_products, n): current provider per product, P = outside option
     adopted: np.ndarray  # bool: has adopted AI
     adopted_quarter: np.ndarray  # int16: quarter of adoption, -1 if not adopted
+    platform: np.ndarray | None = None  # int8: provider whose platform the enterprise is tied to, P = none
 
     @property
     def n(self) -> int:
@@ -38,7 +44,7 @@ class Population:
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in vars(self).values())
+        return sum(a.nbytes for a in vars(self).values() if a is not None)
 
 
 def _lognormal_around(rng: np.random.Generator, mean: float, sigma: float, n: int) -> np.ndarray:
@@ -88,6 +94,27 @@ def generate_population(scenario: Scenario, rng: np.random.Generator) -> Populat
     )
 
 
+def draw_platform_ties(scenario: Scenario, population: Population, rng: np.random.Generator) -> np.ndarray | None:
+    """Tie ``captive_share`` of each region's enterprises to each platform provider (None if nobody has one).
+
+    One uniform per enterprise: in its region, the unit interval is cut into consecutive pieces of
+    length ``captive_share`` per provider (in scenario order); the piece it falls in is its platform.
+    """
+    n_providers = len(scenario.providers)
+    if not any(share > 0 for p in scenario.providers for share in p.captive_share.values()):
+        return None
+    cut = np.zeros((len(scenario.regions), n_providers))
+    for j, p in enumerate(scenario.providers):
+        for r, region in enumerate(scenario.regions):
+            cut[r, j] = p.captive_share.get(region, 0.0)
+    draws = rng.random(population.n)
+    ties = np.full(population.n, n_providers, dtype=np.int8)
+    for r in range(len(scenario.regions)):
+        rows = population.region == r
+        ties[rows] = np.searchsorted(np.cumsum(cut[r]), draws[rows], side="right")
+    return ties
+
+
 class Enterprise(mesa.Agent):
     """A Mesa agent view of one enterprise, backed by the population arrays.
 
@@ -126,6 +153,13 @@ class Enterprise(mesa.Agent):
     @property
     def switching_cost(self) -> float:
         return float(self._pop.switching_cost[self.index])
+
+    @property
+    def platform(self) -> str | None:
+        """The provider whose consumer platform the enterprise is tied to (captive segment), if any."""
+        ties = self._pop.platform
+        j = len(self.model.provider_names) if ties is None else int(ties[self.index])
+        return self.model.provider_names[j] if j < len(self.model.provider_names) else None
 
     @property
     def adopted_ai(self) -> bool:

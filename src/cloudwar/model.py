@@ -4,7 +4,10 @@ One step is one quarter:
 
 1. **Strategies decide.** Every provider's strategy sets next prices (per product and region)
    and this quarter's capex, all from the same snapshot of last quarter (simultaneous moves).
-2. **Capacity.** Capex is committed; it comes into service after the build lag.
+2. **Capacity and ecosystems.** Capex is committed (cut to the GPU supply limit, if the strategy
+   has one); it comes into service after the build lag. Ecosystem spend
+   raises each spender's ecosystem strength, part of the gain leaks to rivals, and strength
+   above a provider's funded floor decays (``ecosystem`` table; :meth:`CloudMarket.update_ecosystems`).
 3. **AI adoption spreads** Bass-style through the network: each non-adopter adopts with
    probability (p + q x adopted share of its neighbours), in ``adoption.substeps`` sub-steps.
 4. **Enterprises choose.** Those whose contract is up, new AI adopters, and customers left
@@ -13,8 +16,13 @@ One step is one quarter:
    every customer there is served the same fraction, capacity / demand (proportional
    rationing); that fraction is the provider's service level, which enters next quarter's
    utility and makes unserved customers re-evaluate early.
-6. **Finance books** revenue, costs, depreciation, capex, free cash flow and NPV.
+6. **Finance books** revenue, costs (ecosystem spend as operating cost), depreciation, capex,
+   free cash flow and NPV.
 7. **The collector records.**
+
+Enterprises tied to a provider's consumer platform (the captive segment, drawn at the start
+when some provider has a ``captive_share``) get that provider's ``captive_bonus`` in utility,
+for every product.
 
 All randomness comes from ``self.rng`` (Mesa 3.5: ``CloudMarket(scenario, rng=seed)``).
 """
@@ -29,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from cloudwar.demand import logit_probabilities, sample_choices, sample_logit, utility
-from cloudwar.enterprises import Enterprise, Population, generate_population
+from cloudwar.enterprises import Enterprise, Population, draw_platform_ties, generate_population
 from cloudwar.network import (
     CompleteNetwork,
     NeighbourCounts,
@@ -41,10 +49,13 @@ from cloudwar.network import (
 from cloudwar.providers import Provider
 from cloudwar.scenario import Scenario, ScenarioError, load_scenario
 
-
 #: Below this many enterprises a "clustered" network is built as networkx graphs (about 1 s per 5,000
 #: enterprises); from it on, in numpy arrays (about 1 s per million links).
 NETWORKX_LIMIT = 10_000
+
+
+#: Enterprises processed at a time when drawing the starting state (bounds temporary memory).
+STARTING_CHUNK = 1 << 17
 
 
 class DemandCurve:
@@ -129,6 +140,10 @@ class CloudMarket(mesa.Model):
             self.log_presence = np.log(np.array([p.presence for p in self.providers_list]))  # (P, R)
 
         self.population: Population = generate_population(s, self.rng)
+        self.population.platform = draw_platform_ties(s, self.population, self.rng)
+        self.captive_bonus = (
+            None if self.population.platform is None else np.array([p.captive_bonus for p in s.providers])
+        )
         self.mean_price_sensitivity = float(self.population.price_sensitivity.mean())
         self.network = self._build_network()
         pop = self.population
@@ -186,6 +201,7 @@ class CloudMarket(mesa.Model):
         self._curves.clear()
         self.providers.shuffle_do("decide")
         self.providers.do("apply_decision")
+        self.update_ecosystems()
         self.diffuse_ai()
         for k in self.choice_order:
             self.choose_providers(k)
@@ -203,6 +219,25 @@ class CloudMarket(mesa.Model):
             if progress is not None:
                 progress.update(1)
         return self.results()
+
+    # --- 2. ecosystems ---------------------------------------------------------------------
+    def update_ecosystems(self) -> None:
+        """Spend raises strength, a share leaks to rivals, strength above the funded floor decays.
+
+        gain_i = (1 - E_i) S_i / (S_i + half_gap_spend); E_i <- E_i - decay (E_i - floor_i) + gain_i
+        + leak x sum_{j != i} gain_j, kept in [floor_i, 1] (see :class:`cloudwar.scenario.EcosystemSpec`).
+        """
+        spec = self.config.ecosystem
+        spend = np.array([p.ecosystem_spend for p in self.providers_list])
+        if spec.decay == 0.0 and not np.any(spend > 0):
+            return
+        strength = np.array([p.ecosystem for p in self.providers_list])
+        floor = np.array([p.ecosystem_floor for p in self.providers_list])
+        gain = (1.0 - strength) * spend / (spend + spec.half_gap_spend)
+        leaked = spec.leak * (gain.sum() - gain)
+        new = strength - spec.decay * np.maximum(strength - floor, 0.0) + gain + leaked
+        for p, value in zip(self.providers_list, np.clip(new, floor, 1.0), strict=True):
+            p.ecosystem = float(value)
 
     # --- 3. adoption -----------------------------------------------------------------------
     def diffuse_ai(self) -> None:
@@ -256,9 +291,12 @@ class CloudMarket(mesa.Model):
         if w.network_weight and neighbour_shares is not None:
             extra += w.network_weight * neighbour_shares
         elif w.network_weight:
-            shares = self.neighbour_counts[k].shares(idx)
-            extra += w.network_weight * shares[:, :n_p]
+            self.neighbour_counts[k].add_shares(extra, idx, w.network_weight)
         rows = np.arange(len(idx))
+        if self.captive_bonus is not None:
+            tie = pop.platform[idx]
+            tied = tie < n_p
+            extra[rows[tied], tie[tied]] += self.captive_bonus[tie[tied]]
         if w.ai_pull and k == self._cloud and self._ai is not None:
             ai_provider = pop.provider[self._ai, idx]
             has = ai_provider < n_p
@@ -294,7 +332,8 @@ class CloudMarket(mesa.Model):
         product = self.products[k]
         n_p = len(self.providers_list)
         current = pop.provider[k]
-        due = (self.quarter + pop.contract_phase) % product.contract_quarters == 0
+        # Reduce the quarter first: quarter + phase in int8 would overflow from quarter 65 (phase < 64).
+        due = (self.quarter % product.contract_quarters + pop.contract_phase) % product.contract_quarters == 0
         if k == self._ai:
             due = (due | (pop.adopted_quarter == self.quarter)) & pop.adopted
         served = np.array([p.service_level for p in self.providers_list])  # (P, R)
@@ -321,7 +360,7 @@ class CloudMarket(mesa.Model):
         lost = np.bincount(was[left] * n_r + pop.region[who[left]], minlength=n_p * n_r).reshape(n_p, n_r)
         self.churn[:, k, :] = lost
 
-    def starting_probabilities(self, k: int, idx: np.ndarray, iterations: int = 5) -> np.ndarray:
+    def starting_probabilities(self, k: int, idx: np.ndarray) -> np.ndarray:
         """Probabilities (len(idx), P + 1) of the starting state: the market already in its long-run mix.
 
         With a switching cost, the re-evaluation chain (logit with a bonus B = exp(sc / mu) for the
@@ -329,47 +368,55 @@ class CloudMarket(mesa.Model):
         for providers and pi_0 ~ p_0 for the outside option, p being the plain logit. Neighbour
         shares are taken mean-field: each region's expected shares, iterated to a fixed point.
         """
+        mix = self._starting_mix(k, idx)
+        return np.concatenate([mix(idx[i : i + STARTING_CHUNK]) for i in range(0, len(idx), STARTING_CHUNK)])
+
+    def _starting_mix(self, k: int, idx: np.ndarray, iterations: int = 5) -> Any:
+        """The function rows -> starting probabilities, its mean-field neighbour shares fixed on ``idx``."""
         product = self.products[k]
         n_p = len(self.providers_list)
         n_r = len(self.region_names)
-        bonus_all = np.exp(self.population.switching_cost / product.logit_scale) - 1.0
+        pop = self.population
 
         def mix(rows: np.ndarray, regional: np.ndarray) -> np.ndarray:
-            region = self.population.region[rows]
+            region = pop.region[rows]
             v = self._utility(k, rows, self.prices_for(k, rows), switching=False, neighbour_shares=regional[region])
             p, p0 = logit_probabilities(v, product.outside_quality, product.logit_scale)
-            pi = np.column_stack([p * (1.0 + bonus_all[rows][:, None] * p), p0])
+            bonus = np.exp(pop.switching_cost[rows] / product.logit_scale)[:, None] - 1.0
+            pi = np.column_stack([p * (1.0 + bonus * p), p0])
             return pi / pi.sum(axis=1, keepdims=True)
 
         regional = np.zeros((n_r, n_p))
         if self.config.choice.network_weight:
             # The mean-field fixed point is found on an even subsample (at most 20,000 enterprises).
             sub = idx[:: max(1, len(idx) // 20_000)]
+            sub_region = pop.region[sub]
             for _ in range(iterations):
                 pi = mix(sub, regional)
-                sub_region = self.population.region[sub]
                 for r in range(n_r):
                     if np.any(sub_region == r):
                         regional[r] = pi[sub_region == r, :n_p].mean(axis=0)
-        return mix(idx, regional)
+        return lambda rows: mix(rows, regional)
 
     def _choose_initial_providers(self, k: int) -> None:
-        """Starting customers: one draw from :meth:`starting_probabilities`."""
+        """Starting customers: one draw from :meth:`starting_probabilities`, in chunks to bound memory."""
         pop = self.population
         eligible = self._eligible(k)
         idx = np.arange(pop.n) if eligible is None else np.flatnonzero(eligible)
         if len(idx) == 0:
             return
-        pi = self.starting_probabilities(k, idx)
-        pop.provider[k, idx] = sample_choices(pi[:, :-1], self.rng.random(len(idx)))
+        mix = self._starting_mix(k, idx)
+        uniforms = self.rng.random(len(idx))
+        for i in range(0, len(idx), STARTING_CHUNK):
+            rows = idx[i : i + STARTING_CHUNK]
+            pop.provider[k, rows] = sample_choices(mix(rows)[:, :-1], uniforms[i : i + STARTING_CHUNK])
 
     # --- volumes ---------------------------------------------------------------------------
     def volumes(self, k: int, idx: np.ndarray | None = None) -> np.ndarray:
         """Volume (units per quarter) each enterprise would buy of product k this quarter."""
         pop = self.population
         idx = np.arange(pop.n) if idx is None else idx
-        product = self.products[k]
-        growth = (1.0 + product.demand_growth) ** (self.quarter / 4.0)
+        growth = self.demand_growth_factor(k)
         v = pop.size[idx] * self.volume_scale[k, pop.region[idx]] * growth
         if k == self._ai:
             spec = self.config.adoption
@@ -378,6 +425,20 @@ class CloudMarket(mesa.Model):
             age = np.clip(self.quarter - pop.adopted_quarter[idx], 0, self.quarter)
             v *= np.where(pop.adopted[idx], ramp[age], 0.0)
         return v
+
+    def demand_growth_factor(self, k: int, quarter: int | None = None) -> float:
+        """Each buyer's volume of product k in ``quarter`` (default: now) as a multiple of the start.
+
+        (1 + g)^(quarter / 4) for a constant yearly growth g = ``demand_growth``; with a half-life
+        H (``demand_growth_halflife``, years) the yearly rate in quarter i is g 0.5^(i / 4H),
+        compounded quarter by quarter.
+        """
+        product = self.products[k]
+        quarter = self.quarter if quarter is None else quarter
+        if product.demand_growth_halflife == 0.0:
+            return (1.0 + product.demand_growth) ** (quarter / 4.0)
+        rates = product.demand_growth * 0.5 ** (np.arange(quarter) / (4.0 * product.demand_growth_halflife))
+        return float(np.prod((1.0 + rates) ** 0.25))
 
     def _scale_volumes_to_market_size(self) -> None:
         """Scale volumes so each region's starting spend matches ``regions.<r>.market_size``."""

@@ -11,8 +11,14 @@ Unit cost (USD per unit served) = starting marginal cost x learning x hardware, 
 learning = (cumulative volume / starting cumulative volume) ^ -learning_exponent and
 hardware = (1 - hardware_decline) ^ (quarter / 4). Capex per compute unit falls with hardware too.
 
+Ecosystem: the strategy's ecosystem spend (USD per quarter, e.g. on open-source models) is an
+operating cost booked with fixed opex; strength moves in
+:meth:`cloudwar.model.CloudMarket.update_ecosystems`. The funded floor is the starting
+strength minus ``ecosystem_funded``.
+
 Books per quarter (USD): revenue = price x served volume; variable cost = unit cost x served;
-depreciation; fixed opex; operating income = revenue - variable cost - depreciation - fixed opex;
+depreciation; fixed opex and ecosystem spend (allocated to markets by revenue);
+operating income = revenue - variable cost - depreciation - fixed opex - ecosystem spend;
 free cash flow = operating income + depreciation - capex (pre-tax, no working capital);
 NPV = sum of FCF_t / (1 + discount_rate) ^ (t / 4).
 """
@@ -49,9 +55,14 @@ class Provider(mesa.Agent):
         self.unit_cost = self.base_cost.copy()
         self.presence = np.array([spec.presence.get(r, 1.0) for r in regions], dtype=float)
         self.ecosystem = spec.ecosystem
+        self.ecosystem_floor = spec.ecosystem - spec.ecosystem_funded
+        self.ecosystem_spend = 0.0
         self.service_level = np.ones(len(regions))
         self.compute_demand = np.zeros(len(regions))
-        self.demand_growth_per_quarter = np.zeros(len(regions))
+        # Trend of its own compute demand (per quarter, smoothed); it starts at the market forecast,
+        # the fastest demand growth among the products, so capex anticipates growth from quarter 1.
+        forecast = max((p.demand_growth for p in s.products.values()), default=0.0)
+        self.demand_growth_per_quarter = np.full(len(regions), (1.0 + forecast) ** 0.25 - 1.0)
         self.cumulative_volume = np.zeros(len(products))
         self.starting_experience = np.zeros(len(products))
         # Vintages: region, first quarter in service, first quarter retired, compute units, cost (USD).
@@ -124,12 +135,18 @@ class Provider(mesa.Agent):
         market = self.model
         prices = np.asarray(self.strategy.set_prices(self, market), dtype=float)
         capex = np.asarray(self.strategy.set_capex(self, market), dtype=float)
+        if capex.shape == self.presence.shape and np.all(np.isfinite(capex)):
+            capex = self.strategy.supply_limit(self, market, capex)
+        spend = float(self.strategy.set_ecosystem_spend(self, market))
+        if not np.isfinite(spend) or spend < 0:
+            raise ScenarioError(f"strategy of {self.name} returned invalid ecosystem spend {spend!r}")
         if prices.shape != self.prices.shape or not np.all(np.isfinite(prices)) or np.any(prices < 0):
             raise ScenarioError(f"strategy of {self.name} returned invalid prices {prices!r}")
         if capex.shape != self.presence.shape or not np.all(np.isfinite(capex)) or np.any(capex < 0):
             raise ScenarioError(f"strategy of {self.name} returned invalid capex {capex!r}")
         self.next_prices = prices
         self.planned_capex = capex
+        self.ecosystem_spend = spend
 
     def apply_decision(self) -> None:
         self.prices = self.next_prices
@@ -165,7 +182,7 @@ class Provider(mesa.Agent):
             total_revenue = revenue.sum()
             revenue_split = revenue / total_revenue if total_revenue > 0 else np.full_like(revenue, 1.0 / revenue.size)
         allocated_depreciation = compute_split * depreciation[None, :]
-        allocated_opex = revenue_split * self.spec.fixed_opex
+        allocated_opex = revenue_split * (self.spec.fixed_opex + self.ecosystem_spend)
         operating_income = revenue - variable_cost - allocated_depreciation - allocated_opex
         capex = self.planned_capex
         fcf = float(operating_income.sum() + depreciation.sum() - capex.sum())
@@ -193,6 +210,8 @@ class Provider(mesa.Agent):
             "cumulative_free_cash_flow": self.cumulative_fcf,
             "npv": self.npv,
             "fixed_opex": self.spec.fixed_opex,
+            "ecosystem_spend": self.ecosystem_spend,
+            "ecosystem": self.ecosystem,
         }
         self.history.append(record)
         self.update_costs(served)

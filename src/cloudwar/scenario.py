@@ -73,7 +73,13 @@ class ProductSpec:
         unit="per year",
         lo=-0.9,
         hi=10.0,
-        doc="growth of each buyer's volume (market growth not explained by adoption)",
+        doc="growth of each buyer's volume (market growth not explained by adoption), at the start",
+    )
+    demand_growth_halflife: float = _f(
+        0.0,
+        unit="years",
+        lo=0.0,
+        doc="years in which the demand growth rate halves (it slows as the market matures); 0 = constant",
     )
 
 
@@ -126,6 +132,21 @@ class ProviderSpec:
         lo=0.0,
         hi=1.0,
         doc="ecosystem strength (developer familiarity, e.g. from open-source models)",
+    )
+    ecosystem_funded: float = _f(
+        0.0,
+        unit="index points",
+        lo=0.0,
+        hi=1.0,
+        doc="part of the starting ecosystem strength that fades (at ecosystem.decay) unless funded by spending",
+    )
+    captive_share: dict[str, float] = _f(
+        unit="fraction",
+        factory=dict,
+        doc="share of each region's enterprises tied to the provider's consumer platform (drawn at the start)",
+    )
+    captive_bonus: float = _f(
+        0.0, unit="utility units", lo=0.0, doc="extra utility of this provider for its captive enterprises"
     )
     fixed_opex: float = _f(0.0, unit="USD per quarter", lo=0.0, doc="fixed operating cost of the cloud business")
     capex_per_unit: float = _f(
@@ -217,6 +238,34 @@ class ChoiceSpec:
 
 
 @dataclass(frozen=True)
+class EcosystemSpec:
+    """Ecosystem dynamics: spending raises a provider's ecosystem strength, which fades unless funded.
+
+    Each quarter, for provider i with strength E_i, funded floor F_i (starting strength minus
+    ``ecosystem_funded``) and spend S_i: gain_i = (1 - E_i) S_i / (S_i + half_gap_spend);
+    E_i <- E_i - decay (E_i - F_i) + gain_i + leak x (sum of the other providers' gains), capped at 1.
+    """
+
+    decay: float = _f(
+        0.0, unit="per quarter", lo=0.0, hi=1.0, doc="share of the strength above the funded floor lost each quarter"
+    )
+    half_gap_spend: float = _f(
+        4.0e9,
+        unit="USD per quarter",
+        lo=0.0,
+        lo_open=True,
+        doc="spend that closes half the gap to full strength (1) in one quarter",
+    )
+    leak: float = _f(
+        0.0,
+        unit="fraction",
+        lo=0.0,
+        hi=1.0,
+        doc="share of a spender's gain that every rival also gets (they host the open models)",
+    )
+
+
+@dataclass(frozen=True)
 class AdoptionSpec:
     """Bass diffusion of AI adoption through the network."""
 
@@ -279,6 +328,7 @@ class Scenario:
     enterprise: EnterpriseSpec = _f(unit="table", factory=EnterpriseSpec, doc="enterprise population")
     network: NetworkSpec = _f(unit="table", factory=NetworkSpec, doc="enterprise network")
     choice: ChoiceSpec = _f(unit="table", factory=ChoiceSpec, doc="utility weights")
+    ecosystem: EcosystemSpec = _f(unit="table", factory=EcosystemSpec, doc="ecosystem dynamics")
     adoption: AdoptionSpec = _f(unit="table", factory=AdoptionSpec, doc="AI adoption")
     capacity: CapacitySpec = _f(unit="table", factory=CapacitySpec, doc="capacity and costs")
     providers: list[ProviderSpec] = _f(unit="list", factory=list, doc="cloud providers")
@@ -455,11 +505,26 @@ def _cross_check(s: Scenario) -> None:
                     if value < 0:
                         suffix = "" if region == "*" else f".{region}"
                         raise ScenarioError(f"{where}.{key}.{prod}{suffix}: must be >= 0 (USD per unit), got {value!r}")
+        for region, value in p.captive_share.items():
+            if region not in s.regions:
+                raise ScenarioError(f"{where}.captive_share.{region}: '{region}' is not a region of this scenario")
+            if not 0.0 <= value <= 1.0:
+                raise ScenarioError(
+                    f"{where}.captive_share.{region}: must be between 0 and 1 (fraction), got {value!r}"
+                )
+        if p.ecosystem_funded > p.ecosystem:
+            raise ScenarioError(
+                f"{where}.ecosystem_funded: must be <= ecosystem ({p.ecosystem:g}), got {p.ecosystem_funded!r}"
+            )
         for region, value in p.presence.items():
             if region not in s.regions:
                 raise ScenarioError(f"{where}.presence.{region}: '{region}' is not a region of this scenario")
             if not 0.0 <= value <= 1.0:
                 raise ScenarioError(f"{where}.presence.{region}: must be between 0 and 1 (fraction), got {value!r}")
+    for region in s.regions:
+        tied = sum(p.captive_share.get(region, 0.0) for p in s.providers)
+        if tied > 1.0 + 1e-9:
+            raise ScenarioError(f"providers[*].captive_share.{region}: must add up to at most 1, got {tied:g}")
     if s.capacity.limited and any(p.capex_per_unit <= 0 for p in s.providers):
         bad = next(p.name for p in s.providers if p.capex_per_unit <= 0)
         raise ScenarioError(f"providers ({bad}).capex_per_unit: must be > 0 when capacity.limited is true")

@@ -1,0 +1,354 @@
+"""Is Alibaba's margin pain justified? share_first against a margin_discipline counterfactual.
+
+Alibaba plays one of three playbooks in the calibrated baseline, every other provider its own:
+
+* ``share_first``: the baseline playbook, for ever (price 10% below its starting position
+  against rivals, the RMB 380bn capex plan over 12 quarters, USD 0.3bn a quarter on open source);
+* ``share_first_harvest``: the same for the three years of the plan, then prices steer the
+  operating margin to 30% (the article's hope: pain now, AWS-like margins later);
+* ``margin_discipline``: the counterfactual, AWS's playbook from the start (hold a 30-36%
+  operating margin, capex by utilisation, no open-source spending, so the funded part of its
+  ecosystem fades).
+
+Every arm runs on the same seeds (common random numbers), so arms are compared seed by seed.
+Then the same in harsher worlds: ``rivals_match`` (every rival matches price cuts in full),
+``weak_network`` (network and ecosystem effects cut: network weight 0.5 -> 0.1, ecosystem
+weight 0.5 -> 0.25), ``low_switching`` (switching cost 1.0 -> 0.3) and ``all_harsh`` (all three).
+
+Value: NPV of free cash flow over the run (the model's ``npv``) and NPV plus a terminal value
+(the last year's operating income as a no-growth perpetuity at the scenario's discount rate,
+0 if negative; :func:`_common.terminal_value`).
+
+Usage::
+
+    python experiments/margin_pain.py                 # 100 seeds x 3 arms x 5 worlds, 10,000 enterprises
+    python experiments/margin_pain.py --quick         # seconds; a smoke test, not a result
+
+Writes, atomically, into ``--out`` (default ``out/margin_pain``): ``runs.csv`` (one row per
+run), ``trajectories.csv`` (10/50/90% bands per arm, world and quarter), ``worlds.csv`` (the
+comparison per world), ``trajectories.png``, ``npv.png``, ``worlds.png`` and ``summary.md``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from _common import (
+    Job,
+    Parser,
+    band,
+    check_out,
+    command_line,
+    main,
+    matplotlib_pyplot,
+    output_folder,
+    positive_int,
+    quantiles,
+    run_many,
+    seed,
+    series,
+    terminal_value,
+)
+
+FOCUS = "Alibaba"
+ARMS = {
+    "share_first": {},
+    "share_first_harvest": {f"providers.{FOCUS}.strategy.harvest_quarter": 13},
+    "margin_discipline": {f"providers.{FOCUS}.strategy": {"kind": "margin_discipline"}},
+}
+AGGRESSIVE = ("share_first", "share_first_harvest")
+COUNTERFACTUAL = "margin_discipline"
+HARSH = {
+    "rivals_match": "every rival matches price cuts in full (match = 1)",
+    "weak_network": "network weight 0.5 -> 0.1 and ecosystem weight 0.5 -> 0.25",
+    "low_switching": "switching cost 1.0 -> 0.3 utility units",
+}
+KEEP = (
+    ("npv", "all", "all"),
+    ("operating_income", "all", "all"),
+    ("operating_margin", "all", "all"),
+    ("revenue", "all", "all"),
+    ("capex", "all", "all"),
+    ("revenue_share", "china", "ai"),
+    ("revenue_share", "china", "cloud"),
+    ("revenue_share", "all", "cloud"),
+)
+SHARES = {
+    ("china", "ai"): "China AI cloud",
+    ("china", "cloud"): "China cloud",
+    ("all", "cloud"): "world cloud",
+}
+QUICK = {"seeds": 3, "enterprises": 2000, "quarters": 12}
+COLORS = {"share_first": "tab:orange", "share_first_harvest": "tab:red", "margin_discipline": "tab:blue"}
+
+
+def world_overrides(name: str) -> dict:
+    """Scenario overrides of a world."""
+    from cloudwar import load_scenario
+
+    if name == "baseline":
+        return {}
+    if name == "all_harsh":
+        return {k: v for part in HARSH for k, v in world_overrides(part).items()}
+    if name == "rivals_match":
+        rivals = [p.name for p in load_scenario("baseline").providers if p.name != FOCUS]
+        return {f"providers.{r}.strategy.match": 1.0 for r in rivals}
+    if name == "weak_network":
+        return {"choice.network_weight": 0.1, "choice.ecosystem_weight": 0.25}
+    if name == "low_switching":
+        return {"enterprise.switching_cost": 0.3}
+    raise ValueError(f"unknown world {name!r}")
+
+
+WORLDS = ["baseline", *HARSH, "all_harsh"]
+
+
+def parse_args(argv: list[str] | None = None):
+    """Command-line options."""
+    parser = Parser(prog="margin_pain.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=positive_int, default=None, help="seeds per arm and world (default 100)")
+    parser.add_argument("--seed", type=seed, default=1, help="first seed (default 1)")
+    parser.add_argument("--enterprises", type=positive_int, default=None, help="enterprises (default 10,000)")
+    parser.add_argument("--quarters", type=positive_int, default=None, help="quarters (default: the scenario's 40)")
+    parser.add_argument("--workers", type=positive_int, default=None, help="processes (default 2; 1 with --quick)")
+    parser.add_argument("--out", type=Path, default=Path("out/margin_pain"), help="output directory")
+    parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run: NOT a result")
+    args = parser.parse_args(argv)
+    defaults = QUICK if args.quick else {"seeds": 100, "enterprises": 10_000, "quarters": None}
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.workers is None:
+        args.workers = 1 if args.quick else 2
+    check_out(parser, args.out)
+    return args
+
+
+def _jobs(args) -> list[Job]:
+    base = {"enterprises": args.enterprises}
+    if args.quarters is not None:
+        base["quarters"] = args.quarters
+    return [
+        Job({"world": world, "arm": arm}, s, {**base, **world_overrides(world), **arm_overrides}, KEEP)
+        for world in WORLDS
+        for arm, arm_overrides in ARMS.items()
+        for s in range(args.seed, args.seed + args.seeds)
+    ]
+
+
+def _return_quarter(margins: pd.DataFrame) -> pd.Series:
+    """First quarter (after the first) whose trailing 4-quarter mean margin is at least 30%; NaN if never."""
+    rolling = margins.T.rolling(4, min_periods=4).mean().T
+    reached = rolling.loc[:, rolling.columns > 1] >= 0.30
+    first = reached.idxmax(axis=1).astype(float)
+    return first.where(reached.any(axis=1))
+
+
+def runs_table(table: pd.DataFrame, discount_rate: float) -> pd.DataFrame:
+    """One row per run: value, margins, shares and the margin's return to 30%."""
+    npv = series(table, "npv", FOCUS)
+    quarters = int(npv.columns.max())
+    income = series(table, "operating_income", FOCUS)
+    margin = series(table, "operating_margin", FOCUS)
+    last_year = income.loc[:, income.columns > quarters - 4].sum(axis=1)
+    out = pd.DataFrame(index=npv.index)
+    out["npv_bn"] = npv[quarters] / 1e9
+    out["terminal_value_bn"] = terminal_value(last_year.to_numpy(), discount_rate, quarters) / 1e9
+    out["value_bn"] = out.npv_bn + out.terminal_value_bn
+    out["margin_first_3y"] = margin.loc[:, margin.columns <= 12].mean(axis=1)
+    out["margin_last_year"] = margin.loc[:, margin.columns > quarters - 4].mean(axis=1)
+    out["margin_back_to_30_quarter"] = _return_quarter(margin)
+    for (region, product), label in SHARES.items():
+        share = series(table, "revenue_share", FOCUS, region, product)
+        out[f"share_{label.replace(' ', '_')}_start"] = share[1]
+        out[f"share_{label.replace(' ', '_')}_end"] = share[quarters]
+    return out.reset_index()
+
+
+def worlds_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per world and aggressive arm: P(higher value than the counterfactual, same seed), mean differences."""
+    rows = []
+    for world in WORLDS:
+        here = runs[runs.world == world].set_index(["arm", "seed"])
+        base = here.loc[COUNTERFACTUAL]
+        for arm in AGGRESSIVE:
+            mine = here.loc[arm].reindex(base.index)
+            rows.append(
+                {
+                    "world": world,
+                    "arm": arm,
+                    "p_higher_npv": float((mine.npv_bn > base.npv_bn).mean()),
+                    "p_higher_value_with_terminal": float((mine.value_bn > base.value_bn).mean()),
+                    "mean_npv_difference_bn": float((mine.npv_bn - base.npv_bn).mean()),
+                    "mean_value_difference_bn": float((mine.value_bn - base.value_bn).mean()),
+                    "share_China_AI_end": float(mine.share_China_AI_cloud_end.mean()),
+                    "share_China_AI_end_counterfactual": float(base.share_China_AI_cloud_end.mean()),
+                    "margin_last_year": float(mine.margin_last_year.mean()),
+                    "margin_last_year_counterfactual": float(base.margin_last_year.mean()),
+                    "p_margin_back_to_30": float(mine.margin_back_to_30_quarter.notna().mean()),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def bands_table(table: pd.DataFrame) -> pd.DataFrame:
+    """10/50/90% bands of Alibaba's margin and shares per world, arm and quarter."""
+    rows = []
+    metrics = {"operating_margin": ("all", "all")} | {f"revenue_share {v}": k for k, v in SHARES.items()}
+    for name, (region, product) in metrics.items():
+        wide = series(table, name.split(" ")[0], FOCUS, region, product)
+        for (world, arm), group in wide.groupby(level=["world", "arm"], sort=False):
+            low, mid, high = np.nanpercentile(group.to_numpy(), [10, 50, 90], axis=0)
+            for q, a, b, c in zip(group.columns, low, mid, high, strict=True):
+                rows.append({"world": world, "arm": arm, "metric": name, "quarter": q, "p10": a, "p50": b, "p90": c})
+    return pd.DataFrame(rows)
+
+
+def plot_trajectories(table: pd.DataFrame, path: Path, world: str = "baseline") -> None:
+    plt = matplotlib_pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    panels = [("operating_margin", "all", "all", "Alibaba operating margin", "operating income / revenue (%)")]
+    panels += [
+        ("revenue_share", r, p, f"Alibaba share of {label}", "share of revenue (%)") for (r, p), label in SHARES.items()
+    ]
+    for ax, (metric, region, product, title, ylabel) in zip(axes.ravel(), panels, strict=True):
+        wide = series(table, metric, FOCUS, region, product)
+        for arm in ARMS:
+            sel = wide.xs((world, arm), level=("world", "arm"))
+            band(ax, sel, arm.replace("_", " "), COLORS[arm], scale=100)
+        if metric == "operating_margin":
+            ax.axhline(30, color="black", ls="--", lw=1, label="30% (the AWS model)")
+        ax.set_title(title)
+        ax.set_xlabel("quarter (1 = 2025Q4)")
+        ax.set_ylabel(ylabel)
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(f"Alibaba's playbooks, {world} world: median and 10-90% band across seeds", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_npv(runs: pd.DataFrame, path: Path, world: str = "baseline") -> None:
+    plt = matplotlib_pyplot()
+    here = runs[runs.world == world]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, column, title in [
+        (axes[0], "npv_bn", "NPV of free cash flow over the run"),
+        (axes[1], "value_bn", "NPV plus terminal value (no-growth perpetuity)"),
+    ]:
+        values = here[column]
+        bins = np.linspace(values.min(), values.max(), 30)
+        for arm in ARMS:
+            ax.hist(
+                here[here.arm == arm][column], bins=bins, alpha=0.55, color=COLORS[arm], label=arm.replace("_", " ")
+            )
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("USD bn (discounted to 2025Q4 at 10% a year)")
+        ax.set_ylabel("runs")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"Alibaba's value by playbook, {world} world", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_worlds(worlds: pd.DataFrame, path: Path) -> None:
+    plt = matplotlib_pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    x = np.arange(len(WORLDS))
+    for ax, column, title in [
+        (axes[0], "p_higher_npv", "NPV over the run"),
+        (axes[1], "p_higher_value_with_terminal", "NPV plus terminal value"),
+    ]:
+        for i, arm in enumerate(AGGRESSIVE):
+            sel = worlds[worlds.arm == arm].set_index("world").reindex(WORLDS)
+            ax.bar(x + (i - 0.5) * 0.38, sel[column], width=0.38, color=COLORS[arm], label=arm.replace("_", " "))
+        ax.axhline(0.5, color="black", lw=1, ls=":")
+        ax.set_xticks(x, [w.replace("_", "\n") for w in WORLDS], fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_title(title, fontsize=10)
+    axes[0].set_ylabel("P(aggressive path worth more than\nmargin discipline, same seed)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(
+        "When does the pain pay? Share of seeds in which the aggressive path has the higher value", fontsize=10
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def summary(args, runs: pd.DataFrame, worlds: pd.DataFrame, runtime: float, command: str, quarters: int) -> str:
+    base = runs[runs.world == "baseline"]
+    lines = [
+        "# Is the margin pain justified? Alibaba's share_first against margin_discipline",
+        "",
+        *(["**QUICK MODE: a smoke test, NOT a result.**", ""] if args.quick else []),
+        f"- command: `{command}`",
+        f"- {args.seeds} seeds (from {args.seed}) x {len(ARMS)} arms x {len(WORLDS)} worlds = {len(runs)} runs, "
+        f"{args.enterprises:,} enterprises, {quarters} quarters; runtime {runtime:.0f} s on {args.workers} workers",
+        "- value: NPV of free cash flow over the run at 10% a year; 'with terminal value' adds the last year's "
+        "operating income as a no-growth perpetuity (0 if negative). USD bn, discounted to 2025Q4.",
+        "",
+        "## Baseline world, Alibaba by playbook (median, 10-90% across seeds)",
+        "",
+        "| playbook | NPV (USD bn) | NPV + terminal value | margin, first 3 years | margin, last year "
+        "| China AI share at the end | runs with margin back to 30% | median quarter back to 30% |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for arm in ARMS:
+        r = base[base.arm == arm]
+        back = r.margin_back_to_30_quarter
+        when = f"{back.median():.0f}" if back.notna().any() else "never"
+        lines.append(
+            f"| {arm} | {quantiles(r.npv_bn)} | {quantiles(r.value_bn)} | {100 * r.margin_first_3y.median():.1f}% "
+            f"| {100 * r.margin_last_year.median():.1f}% | {100 * r.share_China_AI_cloud_end.median():.1f}% "
+            f"| {100 * back.notna().mean():.0f}% | {when} |"
+        )
+    lines += [
+        "",
+        "## P(the aggressive path is worth more than margin discipline), same seed, by world",
+        "",
+        "| world | aggressive path | P(higher NPV) | P(higher NPV + terminal value) | mean NPV difference (USD bn) "
+        "| mean difference with terminal value | China AI share at the end (vs discipline) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for _, w in worlds.iterrows():
+        lines.append(
+            f"| {w.world} | {w.arm} | {w.p_higher_npv:.2f} | {w.p_higher_value_with_terminal:.2f} "
+            f"| {w.mean_npv_difference_bn:+.1f} | {w.mean_value_difference_bn:+.1f} "
+            f"| {100 * w.share_China_AI_end:.1f}% ({100 * w.share_China_AI_end_counterfactual:.1f}%) |"
+        )
+    lines += ["", "Worlds: " + "; ".join(f"{k}: {v}" for k, v in HARSH.items()) + "; all_harsh: all three.", ""]
+    return "\n".join(lines)
+
+
+def run(args, command: str) -> Path:
+    from cloudwar import load_scenario
+
+    discount_rate = load_scenario("baseline").discount_rate
+    start = time.perf_counter()
+    table = run_many(_jobs(args), args.workers, progress="margin_pain")
+    runtime = time.perf_counter() - start
+    runs = runs_table(table, discount_rate)
+    worlds = worlds_table(runs)
+    with output_folder(args.out) as tmp:
+        runs.to_csv(tmp / "runs.csv", index=False, float_format="%.6g")
+        bands_table(table).to_csv(tmp / "trajectories.csv", index=False, float_format="%.6g")
+        worlds.to_csv(tmp / "worlds.csv", index=False, float_format="%.6g")
+        plot_trajectories(table, tmp / "trajectories.png")
+        plot_npv(runs, tmp / "npv.png")
+        plot_worlds(worlds, tmp / "worlds.png")
+        text = summary(args, runs, worlds, runtime, command, int(table.quarter.max()))
+        (tmp / "summary.md").write_text(text)
+    print(text)
+    return args.out
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    arguments = parse_args()
+    sys.exit(main("margin_pain.py", lambda: run(arguments, command_line("margin_pain.py", None))))

@@ -1,0 +1,275 @@
+"""The May 2024 price war: one provider cuts its AI prices by 97%; rivals respond by their strategies.
+
+The cutter (default Alibaba: Qwen-Long cut 97% on 21 May 2024, facts.md) plays ``price_cut``: its
+prices follow unit cost, and from ``--at-quarter`` on its ``--product`` in ``--region`` is priced
+``--cut`` below that. Every other provider keeps its baseline playbook (Tencent's
+``platform_embedded`` matches cuts, AWS's ``margin_discipline`` holds its margin, the rest
+follow cost). Three arms on the same seeds:
+
+* ``no_cut``: the cutter plays the same playbook with cut = 0 (the counterfactual);
+* ``cut``: the cut, rivals as in the baseline;
+* ``cut_rivals_match``: the cut, and every rival matches cuts in full (``match = 1``), as
+  ByteDance, Baidu and Tencent did within days in May 2024 (facts.md).
+
+Usage::
+
+    python experiments/price_war.py                  # 40 seeds x 3 arms, 16 quarters, 10,000 enterprises
+    python experiments/price_war.py --quick          # seconds; a smoke test, not a result
+
+Writes, atomically, into ``--out`` (default ``out/price_war``): ``runs.csv`` (one row per run and
+provider: share, price and margin before and after), ``trajectories.csv`` (median per arm,
+provider, metric and quarter), ``price_war.png`` and ``summary.md``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from _common import (
+    Job,
+    Parser,
+    check_out,
+    command_line,
+    main,
+    matplotlib_pyplot,
+    output_folder,
+    positive_int,
+    run_many,
+    seed,
+    series,
+)
+
+QUICK = {"seeds": 3, "enterprises": 2000, "quarters": 8}
+ARMS = ("no_cut", "cut", "cut_rivals_match")
+COLORS = {"no_cut": "tab:gray", "cut": "tab:red", "cut_rivals_match": "tab:purple"}
+
+
+def parse_args(argv: list[str] | None = None):
+    """Command-line options."""
+    from cloudwar import load_scenario
+
+    parser = Parser(prog="price_war.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cutter", default="Alibaba", help="provider that cuts (default Alibaba)")
+    parser.add_argument("--cut", type=float, default=0.97, help="price cut, fraction (default 0.97)")
+    parser.add_argument("--product", default="ai", choices=("ai", "cloud"), help="product cut (default ai)")
+    parser.add_argument("--region", default="china", help="region cut, or 'all' (default china)")
+    parser.add_argument("--at-quarter", type=positive_int, default=2, help="quarter of the cut (default 2)")
+    parser.add_argument("--seeds", type=positive_int, default=None, help="seeds per arm (default 40)")
+    parser.add_argument("--seed", type=seed, default=1, help="first seed (default 1)")
+    parser.add_argument("--enterprises", type=positive_int, default=None, help="enterprises (default 10,000)")
+    parser.add_argument("--quarters", type=positive_int, default=None, help="quarters (default 16)")
+    parser.add_argument("--workers", type=positive_int, default=None, help="processes (default 2; 1 with --quick)")
+    parser.add_argument("--out", type=Path, default=Path("out/price_war"), help="output directory")
+    parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run: NOT a result")
+    args = parser.parse_args(argv)
+    defaults = QUICK if args.quick else {"seeds": 40, "enterprises": 10_000, "quarters": 16}
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.workers is None:
+        args.workers = 1 if args.quick else 2
+    if not 0.0 <= args.cut <= 1.0:
+        parser.error(f"--cut must be between 0 and 1, got {args.cut}")
+    scenario = load_scenario("baseline")
+    if args.cutter not in scenario.provider_names:
+        parser.error(f"--cutter: no provider {args.cutter!r} (providers: {', '.join(scenario.provider_names)})")
+    if args.region != "all" and args.region not in scenario.region_names:
+        parser.error(f"--region: no region {args.region!r} (regions: {', '.join(scenario.region_names)}, all)")
+    if args.at_quarter >= args.quarters:
+        parser.error(f"--at-quarter {args.at_quarter} must come before the last quarter ({args.quarters})")
+    check_out(parser, args.out)
+    return args
+
+
+def arm_overrides(args, arm: str) -> dict:
+    """Scenario overrides of an arm."""
+    from cloudwar import load_scenario
+
+    cut = {
+        "kind": "price_cut",
+        "product": args.product,
+        "region": args.region,
+        "cut": 0.0 if arm == "no_cut" else args.cut,
+        "at_quarter": args.at_quarter,
+    }
+    out = {f"providers.{args.cutter}.strategy": cut}
+    if arm == "cut_rivals_match":
+        for provider in load_scenario("baseline").provider_names:
+            if provider != args.cutter:
+                out[f"providers.{provider}.strategy.match"] = 1.0
+    return out
+
+
+def _market(args) -> tuple[str, str]:
+    return ("all" if args.region == "all" else args.region), args.product
+
+
+def _jobs(args) -> list[Job]:
+    region, product = _market(args)
+    keep = (
+        ("price", region, product) if region != "all" else ("price", "china", product),
+        ("revenue_share", region, product),
+        ("customer_share", region, product),
+        ("revenue", region, product),
+        ("operating_margin", "all", "all"),
+        ("operating_margin", region, product) if region != "all" else ("operating_margin", "all", product),
+    )
+    base = {"enterprises": args.enterprises, "quarters": args.quarters}
+    return [
+        Job({"arm": arm}, s, {**base, **arm_overrides(args, arm)}, keep)
+        for arm in ARMS
+        for s in range(args.seed, args.seed + args.seeds)
+    ]
+
+
+def runs_table(table: pd.DataFrame, args, providers: list[str]) -> pd.DataFrame:
+    """One row per run and provider: before the cut, one year after, and at the end."""
+    region, product = _market(args)
+    before, after, end = args.at_quarter - 1, min(args.at_quarter + 4, args.quarters), args.quarters
+    rows = []
+    for provider in providers:
+        share = series(table, "revenue_share", provider, region, product)
+        customers = series(table, "customer_share", provider, region, product)
+        margin = series(table, "operating_margin", provider)
+        price_region = "china" if region == "all" else region
+        price = series(table, "price", provider, price_region, product)
+        frame = pd.DataFrame(
+            {
+                "customer_share_before": customers[before],
+                "customer_share_after_1y": customers[after],
+                "customer_share_end": customers[end],
+                "share_before": share[before],
+                "share_after_1y": share[after],
+                "share_end": share[end],
+                "price_before": price[before],
+                "price_after_1y": price[after],
+                "margin_before": margin[before],
+                "margin_after_1y": margin[after],
+                "margin_end": margin[end],
+            }
+        )
+        frame.insert(0, "provider", provider)
+        rows.append(frame.reset_index())
+    return pd.concat(rows, ignore_index=True)
+
+
+def plot(table: pd.DataFrame, args, rivals: list[str], path: Path) -> None:
+    plt = matplotlib_pyplot()
+    region, product = _market(args)
+    price_region = "china" if region == "all" else region
+    where = f"{product.upper()} in {'the world' if region == 'all' else region.capitalize()}"
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    colours = plt.cm.tab10(np.linspace(0, 1, 10))
+    who = [args.cutter, *rivals]
+    for i, provider in enumerate(who):
+        price = series(table, "price", provider, price_region, product).xs("cut", level="arm").median()
+        base = series(table, "price", provider, price_region, product).xs("no_cut", level="arm").median()
+        axes[0, 0].plot(price.index, price, color=colours[i], label=provider)
+        axes[0, 0].plot(base.index, base, color=colours[i], ls=":", lw=1)
+        share = series(table, "customer_share", provider, region, product)
+        for arm, style in (("cut", "-"), ("no_cut", ":")):
+            s = share.xs(arm, level="arm").median()
+            axes[0, 1].plot(s.index, 100 * s, color=colours[i], ls=style, lw=1 if style == ":" else 1.5)
+    axes[0, 0].set_yscale("log")
+    axes[0, 0].set_title(f"prices, {where} (solid: cut; dotted: no cut)", fontsize=10)
+    axes[0, 0].set_ylabel("USD per million tokens (log)" if product == "ai" else "USD per compute unit (log)")
+    axes[0, 0].legend(fontsize=7)
+    axes[0, 1].set_title(f"customer share, {where} (solid: cut; dotted: no cut)", fontsize=10)
+    axes[0, 1].set_ylabel("share of the market's customers (%)")
+    for arm in ARMS:
+        m = series(table, "operating_margin", args.cutter).xs(arm, level="arm").median()
+        axes[1, 0].plot(m.index, 100 * m, color=COLORS[arm], label=arm.replace("_", " "))
+        everyone = [p for p in table.provider.unique() if p != "all"]
+        rev = (
+            pd.concat([series(table, "revenue", p, region, product).xs(arm, level="arm") for p in everyone])
+            .groupby(level="seed")
+            .sum()
+            .median()
+        )
+        axes[1, 1].plot(rev.index, rev / 1e9, color=COLORS[arm], label=arm.replace("_", " "))
+    axes[1, 0].set_title(f"{args.cutter}'s operating margin, all markets", fontsize=10)
+    axes[1, 0].set_ylabel("operating income / revenue (%)")
+    axes[1, 0].legend(fontsize=8)
+    axes[1, 1].set_title(f"revenue of the market, {where}", fontsize=10)
+    axes[1, 1].set_ylabel("USD bn per quarter")
+    for ax in axes.ravel():
+        ax.axvline(args.at_quarter, color="black", lw=0.8, ls="--")
+        ax.set_xlabel("quarter (1 = 2025Q4); dashed: the cut")
+    fig.suptitle(
+        f"{args.cutter} cuts {product.upper()} prices by {100 * args.cut:.0f}% in quarter {args.at_quarter}: "
+        f"medians over {args.seeds} seeds",
+        fontsize=11,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def summary(args, runs: pd.DataFrame, rivals: list[str], runtime: float, command: str) -> str:
+    region, product = _market(args)
+    where = f"{product} in {'the world' if region == 'all' else region}"
+    med = runs.groupby(["arm", "provider"]).median(numeric_only=True)
+    lines = [
+        f"# Price war: {args.cutter} cuts {product} prices by {100 * args.cut:.0f}%",
+        "",
+        *(["**QUICK MODE: a smoke test, NOT a result.**", ""] if args.quick else []),
+        f"- command: `{command}`",
+        f"- {args.seeds} seeds (from {args.seed}) x {len(ARMS)} arms, {args.enterprises:,} enterprises, "
+        f"{args.quarters} quarters, cut in quarter {args.at_quarter}; runtime {runtime:.0f} s on {args.workers} workers",
+        "- medians across seeds; 'after 1y' is four quarters after the cut; shares are of the customers and of "
+        f"the revenue in the market cut ({where}); margins are over all of a provider's markets",
+        "",
+        "| arm | provider | customer share before / after 1y / end | revenue share before / after 1y "
+        "| price after 1y / before | margin before / after 1y / end |",
+        "|---|---|---|---|---|---|",
+    ]
+    for arm in ARMS:
+        for provider in [args.cutter, *rivals]:
+            r = med.loc[(arm, provider)]
+            lines.append(
+                f"| {arm} | {provider} | {100 * r.customer_share_before:.1f}% / {100 * r.customer_share_after_1y:.1f}% "
+                f"/ {100 * r.customer_share_end:.1f}% | {100 * r.share_before:.1f}% / {100 * r.share_after_1y:.1f}% "
+                f"| {r.price_after_1y / r.price_before:.2f} | {100 * r.margin_before:.1f}% / "
+                f"{100 * r.margin_after_1y:.1f}% / {100 * r.margin_end:.1f}% |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def run(args, command: str) -> Path:
+    from cloudwar import load_scenario
+
+    start = time.perf_counter()
+    table = run_many(_jobs(args), args.workers, progress="price_war")
+    runtime = time.perf_counter() - start
+    region, product = _market(args)
+    last = table[(table.metric == "revenue_share") & (table.quarter == args.at_quarter - 1)]
+    names = load_scenario("baseline").provider_names
+    ranked = last[last.provider.isin(names)].groupby("provider")["value"].median().sort_values(ascending=False)
+    rivals = [p for p in ranked.index if p != args.cutter][:4]
+    if "Tencent" in names and args.cutter != "Tencent" and "Tencent" not in rivals:
+        rivals.append("Tencent")  # the article's other protagonist
+    runs = runs_table(table, args, names)
+    medians = (
+        table[table.provider != "all"]
+        .groupby(["arm", "provider", "metric", "region", "product", "quarter"])["value"]
+        .median()
+        .reset_index()
+    )
+    with output_folder(args.out) as tmp:
+        runs.to_csv(tmp / "runs.csv", index=False, float_format="%.6g")
+        medians.to_csv(tmp / "trajectories.csv", index=False, float_format="%.6g")
+        plot(table, args, rivals, tmp / "price_war.png")
+        text = summary(args, runs, rivals, runtime, command)
+        (tmp / "summary.md").write_text(text)
+    print(text)
+    return args.out
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    arguments = parse_args()
+    sys.exit(main("price_war.py", lambda: run(arguments, command_line("price_war.py", None))))

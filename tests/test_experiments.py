@@ -1,0 +1,110 @@
+"""The experiment scripts as a user runs them: --quick mode writes CSV, PNG and a summary atomically;
+bad arguments give one line and no output."""
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT
+
+PNG = b"\x89PNG\r\n\x1a\n"
+SCRIPTS = {
+    "margin_pain.py": (["runs.csv", "trajectories.csv", "worlds.csv"], ["trajectories.png", "npv.png", "worlds.png"]),
+    "price_war.py": (["runs.csv", "trajectories.csv"], ["price_war.png"]),
+    "capex_plans.py": (["runs.csv", "plans.csv"], ["capex_plans.png"]),
+}
+
+
+def script(name: str, *args: str, cwd) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), MPLBACKEND="Agg")
+    return subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / name), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    """Each script once in --quick mode: (working folder, output folder, completed process) by name."""
+    runs = {}
+    for name in SCRIPTS:
+        cwd = tmp_path_factory.mktemp(name.removesuffix(".py"))
+        out = cwd / "result"
+        runs[name] = (cwd, out, script(name, "--quick", "--out", str(out), cwd=cwd))
+    return runs
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_quick_mode_writes_tables_figures_and_summary(quick, name):
+    cwd, out, done = quick[name]
+    assert done.returncode == 0, done.stderr
+    tables, figures = SCRIPTS[name]
+    assert sorted(p.name for p in out.iterdir()) == sorted([*tables, *figures, "summary.md"])
+    for table in tables:
+        assert len(pd.read_csv(out / table)) > 0
+    for figure in figures:
+        assert (out / figure).read_bytes()[:8] == PNG
+    summary = (out / "summary.md").read_text()
+    assert "QUICK MODE" in summary and "command:" in summary
+    assert sorted(p.name for p in cwd.iterdir()) == ["result"]  # no temporary folders left behind
+
+
+def test_margin_pain_compares_arms_seed_by_seed(quick):
+    _, out, done = quick["margin_pain.py"]
+    assert done.returncode == 0, done.stderr
+    runs = pd.read_csv(out / "runs.csv")
+    assert set(runs.arm) == {"share_first", "share_first_harvest", "margin_discipline"}
+    assert set(runs.world) == {"baseline", "rivals_match", "weak_network", "low_switching", "all_harsh"}
+    assert runs.groupby(["world", "arm"]).seed.apply(sorted).map(tuple).nunique() == 1  # same seeds everywhere
+    worlds = pd.read_csv(out / "worlds.csv")
+    assert worlds.p_higher_npv.between(0, 1).all()
+    # In the first quarters the aggressive path is worth less than discipline: the pain.
+    base = runs[runs.world == "baseline"].set_index(["arm", "seed"])
+    assert (base.loc["share_first"].npv_bn < base.loc["margin_discipline"].npv_bn).all()
+
+
+def test_a_second_run_replaces_the_first(tmp_path):
+    out = tmp_path / "pw"
+    assert script("price_war.py", "--quick", "--seeds", "2", "--out", str(out), cwd=tmp_path).returncode == 0
+    first = pd.read_csv(out / "runs.csv")
+    again = script("price_war.py", "--quick", "--seeds", "1", "--out", str(out), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert len(pd.read_csv(out / "runs.csv")) == len(first) // 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pw"]
+
+
+@pytest.mark.parametrize(
+    ("name", "bad"),
+    [
+        ("margin_pain.py", ["--seeds", "0"]),
+        ("margin_pain.py", ["--seed", "x"]),
+        ("margin_pain.py", ["--nonsense"]),
+        ("price_war.py", ["--cut", "2"]),
+        ("price_war.py", ["--cutter", "Nobody"]),
+        ("price_war.py", ["--region", "mars"]),
+        ("price_war.py", ["--at-quarter", "50"]),
+        ("capex_plans.py", ["--enterprises", "-5"]),
+        ("capex_plans.py", ["--workers", "zero"]),
+    ],
+)
+def test_bad_arguments_give_one_line_and_write_nothing(tmp_path, name, bad):
+    done = script(name, *bad, "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_out_that_is_a_file_is_refused(tmp_path):
+    target = tmp_path / "file"
+    target.write_text("keep me")
+    done = script("capex_plans.py", "--quick", "--out", str(target), cwd=tmp_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert target.read_text() == "keep me"
