@@ -12,7 +12,7 @@ batching or writing), one process and ``--workers`` processes. The second is the
 any process-parallel sweep on this machine: if two cores do not give twice the runs of one
 (shared caches, memory bandwidth, vector units), no scheduler can.
 
-    .venv/bin/python benchmarks/sweep_benchmark.py                 # 60 runs, 2 workers, best of 3 rounds
+    .venv/bin/python benchmarks/sweep_benchmark.py                 # 40 runs, 2 workers, best of 3 rounds
     .venv/bin/python benchmarks/sweep_benchmark.py --runs 8 --repeat 1 --enterprises 2000   # a quick look
 
 The machine may be shared: rounds interleave the backends, and each backend's best round is
@@ -73,7 +73,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--enterprises", type=int, default=10_000)
     parser.add_argument("--quarters", type=int, default=40)
-    parser.add_argument("--runs", type=int, default=60, help="runs per sweep (one per seed)")
+    parser.add_argument("--runs", type=int, default=40, help="runs per sweep (one per seed)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; each backend's best round is reported")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--backends", default=",".join(BACKENDS), help=f"comma-separated subset of {BACKENDS}")

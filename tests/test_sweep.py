@@ -1,0 +1,437 @@
+"""Sweeps: planning, Parquet output, resume, and the same tables on every backend.
+
+The slow tests start real processes: the ``cloudwar`` command, a local pool, and a Dask
+scheduler with two worker processes on 127.0.0.1, and kill or interrupt some of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cloudwar import CloudMarket, ScenarioError
+from cloudwar.cli import CliError, main
+from cloudwar.sweep import (
+    grid_points,
+    parse_grid,
+    plan_sweep,
+    read_sweep,
+    run_seed,
+    run_sweep,
+    select_metrics,
+)
+
+SMALL = {"enterprises": 400, "quarters": 4}
+GRID = {"choice.network_weight": [0.2, 0.8], "enterprise.switching_cost": [0.0, 0.5]}
+# Runs long enough (about 0.3 s each) that a kill or Ctrl-C lands in the middle of the sweep.
+SLOWER = ["--set", "enterprises=2000", "--set", "quarters=8"]
+SLOWER_GRID = ["--grid", "choice.network_weight=0.1,0.4,0.7", "--grid", "enterprise.switching_cost=0,0.5"]
+
+
+def small_plan(seeds: int = 2, metrics: str = "summary"):
+    return plan_sweep(
+        "baseline", tuple(GRID), grid_points(GRID), seeds=seeds, fixed=SMALL, metrics=metrics, design={"grid": GRID}
+    )
+
+
+def comparable(tables: tuple[pd.DataFrame, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Everything but the wall time, which is the only thing allowed to differ."""
+    runs, metrics = tables
+    return runs.drop(columns="wall_time_s"), metrics
+
+
+def assert_same_tables(a, b) -> None:
+    (runs_a, metrics_a), (runs_b, metrics_b) = comparable(a), comparable(b)
+    pd.testing.assert_frame_equal(runs_a, runs_b)
+    pd.testing.assert_frame_equal(metrics_a, metrics_b)  # exact: bit-identical floats
+
+
+def assert_every_run_once(path: Path, n_runs: int) -> None:
+    runs, metrics = read_sweep(path)
+    assert runs["run"].tolist() == list(range(n_runs))
+    assert (runs["status"] == "ok").all()
+    keys = ["run", "quarter", "provider", "region", "product", "metric"]
+    assert not metrics.duplicated(keys).any()
+    rows = metrics.groupby("run").size()
+    assert rows.index.tolist() == list(range(n_runs))
+    assert rows.nunique() == 1  # every run's rows written exactly once
+
+
+def cloudwar(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cloudwar.cli", *args], capture_output=True, text=True, timeout=300, **kwargs
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# Planning and input errors
+# ------------------------------------------------------------------------------------------
+def test_parse_grid_reads_toml_values_in_order():
+    grid = parse_grid(["choice.network_weight=0.2, 0.8", "network.kind=clustered,none", "enterprises=100,200"])
+    assert grid == {
+        "choice.network_weight": [0.2, 0.8],
+        "network.kind": ["clustered", "none"],
+        "enterprises": [100, 200],
+    }
+    assert grid_points({"a": [1, 2], "b": ["x", "y"]}) == [(1, "x"), (1, "y"), (2, "x"), (2, "y")]
+
+
+@pytest.mark.parametrize(
+    "items, message",
+    [
+        (["choice.network_weight="], "empty value"),
+        (["choice.network_weight=1,,2"], "empty value"),
+        (["choice.network_weight"], "expected key=value1,value2"),
+        (["a=1", "a=2"], "given twice"),
+        (["a=1,1"], "listed twice"),
+    ],
+)
+def test_parse_grid_errors(items, message):
+    with pytest.raises(CliError, match=message):
+        parse_grid(items)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--grid", "choice.no_such_key=1,2"], "--grid choice.no_such_key: unknown key 'choice.no_such_key'"),
+        (["--grid", "choice.network_weight="], "--grid choice.network_weight: empty value"),
+        (["--grid", "choice.network_weight=-1,1"], "--grid choice.network_weight: must be >= 0"),
+        (["--grid", "providers.Nobody.price.ai=1"], "no provider named 'Nobody'"),
+        (["--grid", "quarters=2", "--set", "quarters=3"], "also given with --set"),
+        (["--grid", "quarters=2", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "--workers does not apply"),
+        (["--grid", "quarters=2", "--scheduler", "nonsense"], "not a scheduler address"),
+        (["--seeds", "0"], "must be at least 1"),
+    ],
+)
+def test_bad_input_is_a_one_line_error(args, message, tmp_path, capsys):
+    assert main(["sweep", *args, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cloudwar: error: ") and err.count("\n") == 1
+    assert message in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreachable_scheduler_fails_fast_with_one_line(tmp_path, capsys):
+    start = time.monotonic()
+    out = tmp_path / "out"
+    code = main(
+        ["sweep", "--grid", "quarters=2", "--scheduler", "tcp://127.0.0.1:9", "--timeout", "2", "--out", str(out)]
+    )
+    elapsed = time.monotonic() - start
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("cloudwar: error: cannot reach the Dask scheduler at tcp://127.0.0.1:9")
+    assert err.count("\n") == 1
+    assert elapsed < 10
+    assert not out.exists()
+
+
+def test_plan_checks_every_combination_and_names_the_culprit():
+    keys = ("regions.china.enterprise_share", "regions.global.enterprise_share")
+    plan_sweep("baseline", keys, [(0.35, 0.65), (0.5, 0.5)])  # each combination adds up to 1
+    with pytest.raises(ScenarioError, match=r"^--grid regions.china.enterprise_share: .*must add up to 1, got 1.15$"):
+        plan_sweep("baseline", keys, [(0.35, 0.65), (0.5, 0.65)])
+
+
+def test_run_seed_depends_only_on_sweep_seed_and_replicate():
+    plan = small_plan(seeds=3)
+    seeds = {plan.run_info(r)[1]: plan.run_info(r)[2] for r in range(plan.n_runs)}
+    assert all(plan.run_info(r)[2] == seeds[r % 3] for r in range(plan.n_runs))  # common random numbers
+    assert len(set(seeds.values())) == 3
+    assert run_seed(0, 1) == run_seed(0, 1) != run_seed(1, 1)
+    assert run_seed(0, 0) == int(np.random.SeedSequence([0, 0]).generate_state(1)[0])
+
+
+# ------------------------------------------------------------------------------------------
+# Output tables
+# ------------------------------------------------------------------------------------------
+def test_serial_sweep_writes_runs_and_tidy_metrics(tmp_path):
+    plan = small_plan(seeds=2)
+    report = run_sweep(plan, tmp_path, workers=1)
+    assert (report.ran, report.already_done, report.errors, report.missing) == (8, 0, 0, 0)
+    runs, metrics = read_sweep(tmp_path)
+    assert list(runs.columns) == [
+        "run",
+        "point",
+        "replicate",
+        "seed",
+        "choice.network_weight",
+        "enterprise.switching_cost",
+        "status",
+        "error",
+        "wall_time_s",
+    ]
+    assert runs["point"].tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert runs["replicate"].tolist() == [0, 1] * 4
+    assert runs["choice.network_weight"].tolist() == [0.2] * 4 + [0.8] * 4
+    assert (runs["wall_time_s"] > 0).all()
+    assert list(metrics.columns) == ["run", "quarter", "provider", "region", "product", "metric", "value"]
+    manifest = json.loads((tmp_path / "sweep.json").read_text())
+    assert manifest["runs"] == 8 and manifest["set"] == SMALL and manifest["design"]["grid"] == GRID
+
+    # Run 5 is point 2, replicate 1: the same numbers as running the model directly with its seed.
+    row = runs.loc[5]
+    direct = CloudMarket(
+        "baseline",
+        rng=int(row["seed"]),
+        overrides={**SMALL, "choice.network_weight": 0.8, "enterprise.switching_cost": 0.0},
+    ).run()
+    expected = select_metrics(direct).reset_index(drop=True)
+    got = metrics[metrics["run"] == 5].drop(columns="run").reset_index(drop=True)
+    np.testing.assert_array_equal(got["value"].to_numpy(), expected["value"].to_numpy())
+    assert got["metric"].tolist() == expected["metric"].tolist()
+    # The summary: world rows of every quarter, every row of the final one.
+    assert set(got.loc[got["quarter"] < 4, "region"]) == {"all"}
+    assert {"china", "global", "all"} <= set(got.loc[got["quarter"] == 4, "region"])
+    assert len(got) < len(direct)
+
+
+def test_metrics_all_keeps_every_row(tmp_path):
+    plan = plan_sweep("baseline", (), [()], fixed=SMALL, metrics="all")
+    run_sweep(plan, tmp_path, workers=1)
+    _, metrics = read_sweep(tmp_path)
+    direct = CloudMarket("baseline", rng=plan.run_info(0)[2], overrides=SMALL).run()
+    assert len(metrics) == len(direct)
+    np.testing.assert_array_equal(metrics["value"].to_numpy(), direct["value"].to_numpy())
+
+
+def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
+    # Nobody has adopted AI at the start, so the AI market size cannot be matched: the model raises.
+    args = ["sweep", "--set", "enterprises=300", "--set", "quarters=2", "--grid", "adoption.initial_share=0,0.3"]
+    assert main([*args, "--workers", "1", "--out", str(tmp_path)]) == 1
+    assert "1 runs ended with an error" in capsys.readouterr().err
+    runs, metrics = read_sweep(tmp_path)
+    assert runs["status"].tolist() == ["error", "ok"]
+    assert runs.loc[0, "error"].startswith("ScenarioError: regions.")
+    assert set(metrics["run"]) == {1}
+    # A rerun does not retry it: an error is a result.
+    assert main([*args, "--workers", "1", "--out", str(tmp_path)]) == 0
+    assert "already done" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------
+# Resume and folder safety
+# ------------------------------------------------------------------------------------------
+def test_resume_runs_only_what_is_missing(tmp_path):
+    plan = small_plan(seeds=2)
+    reference = tmp_path / "reference"
+    run_sweep(plan, reference, workers=1)
+    out = tmp_path / "out"
+    run_sweep(plan, out, workers=1, batch_size=2)
+    parts = sorted((out / "runs").glob("part-*.parquet"))
+    assert len(parts) == 4
+    # As a crash would leave it: one batch never written, one with only its metrics part, a temp file.
+    parts[1].unlink()
+    (out / "metrics" / parts[1].name).unlink()
+    parts[2].unlink()
+    (out / "runs" / ".part-x.parquet.123.tmp").write_bytes(b"half a file")
+    report = run_sweep(plan, out, workers=1, batch_size=2)
+    assert (report.already_done, report.ran) == (4, 4)
+    assert not list((out / "runs").glob(".*.tmp"))
+    assert_same_tables(read_sweep(out), read_sweep(reference))
+    assert_every_run_once(out, plan.n_runs)
+    again = run_sweep(plan, out, workers=1)
+    assert (again.already_done, again.ran) == (8, 0)
+
+
+def test_a_different_sweep_in_the_same_folder_is_refused(tmp_path, capsys):
+    args = ["sweep", "--set", "enterprises=300", "--set", "quarters=2", "--workers", "1", "--out", str(tmp_path)]
+    assert main([*args, "--grid", "choice.network_weight=0.1,0.2"]) == 0
+    assert main([*args, "--grid", "choice.network_weight=0.1,0.3"]) == 2
+    assert "holds a different sweep (other parameter values)" in capsys.readouterr().err
+    assert main([*args, "--grid", "choice.network_weight=0.1,0.2", "--seeds", "2"]) == 2
+    assert "(another --seeds)" in capsys.readouterr().err
+
+
+def test_a_folder_in_use_is_refused(tmp_path, monkeypatch):
+    from cloudwar import sweep
+    from cloudwar.sweep import SweepFolder
+
+    monkeypatch.setattr(sweep, "LOCK_WAIT_SECONDS", 0.3)
+    plan = small_plan(seeds=1)
+    holder = SweepFolder(tmp_path)
+    holder.open(plan)
+    try:
+        with pytest.raises(CliError, match="in use by another running sweep"):
+            run_sweep(plan, tmp_path, workers=1)
+    finally:
+        holder.close()
+    assert run_sweep(plan, tmp_path, workers=1).ran == 4
+
+
+# ------------------------------------------------------------------------------------------
+# Backends: local pool and a real Dask cluster
+# ------------------------------------------------------------------------------------------
+def _stop(process: subprocess.Popen) -> None:
+    """Stop a process we started, and the processes it started (its own session)."""
+    if process.poll() is None:
+        with_group = os.getpgid(process.pid) == process.pid
+        (os.killpg if with_group else os.kill)(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            (os.killpg if with_group else os.kill)(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    """A Dask scheduler and two single-threaded worker processes on 127.0.0.1, as subprocesses."""
+    pytest.importorskip("distributed")
+    from distributed import Client
+
+    base = tmp_path_factory.mktemp("dask")
+    dask = str(Path(sys.executable).with_name("dask"))
+    scheduler_file = base / "scheduler.json"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "start_new_session": True}
+    processes = [
+        subprocess.Popen(
+            [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"]
+            + ["--scheduler-file", str(scheduler_file)],
+            cwd=base,
+            **quiet,
+        )
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists():
+            assert time.monotonic() < deadline, "the Dask scheduler did not start"
+            assert processes[0].poll() is None, "the Dask scheduler exited"
+            time.sleep(0.1)
+        address = json.loads(scheduler_file.read_text())["address"]
+        for i in range(2):
+            processes.append(
+                subprocess.Popen(
+                    [dask, "worker", address, "--nworkers", "1", "--nthreads", "1", "--host", "127.0.0.1"]
+                    + ["--no-dashboard", "--local-directory", str(base / f"worker{i}"), "--name", f"w{i}"],
+                    cwd=base,
+                    **quiet,
+                )
+            )
+        with Client(address, timeout=30, set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield SimpleNamespace(address=address, worker_pids=[p.pid for p in processes[1:]])
+    finally:
+        for process in reversed(processes):
+            _stop(process)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The small sweep run serially, to compare every backend against."""
+    out = tmp_path_factory.mktemp("reference")
+    run_sweep(small_plan(seeds=2), out, workers=1)
+    return read_sweep(out)
+
+
+@pytest.mark.slow
+def test_pool_and_dask_give_bit_identical_tables(tmp_path, dask_cluster, reference):
+    plan = small_plan(seeds=2)
+    pool = run_sweep(plan, tmp_path / "pool", workers=2, batch_size=1)
+    assert pool.backend == "pool of 2" and pool.ran == 8
+    dask = run_sweep(plan, tmp_path / "dask", scheduler=dask_cluster.address, batch_size=3)
+    assert dask.backend.startswith("dask") and dask.ran == 8
+    assert_same_tables(read_sweep(tmp_path / "pool"), reference)
+    assert_same_tables(read_sweep(tmp_path / "dask"), reference)
+    # Half on Dask, the rest resumed on the pool: still the same tables.
+    mixed = tmp_path / "mixed"
+    run_sweep(plan, mixed, scheduler=dask_cluster.address, batch_size=2)
+    for part in sorted((mixed / "runs").glob("part-*.parquet"))[::2]:
+        part.unlink()
+    assert run_sweep(plan, mixed, workers=2, batch_size=1).ran == 4
+    assert_same_tables(read_sweep(mixed), reference)
+
+
+def _wait_for_parts(out: Path, process: subprocess.Popen, count: int = 1, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while len(list((out / "runs").glob("part-*.parquet"))) < count:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no batch finished in time"
+        time.sleep(0.05)
+
+
+def _worker_processes(pid: int) -> list:
+    """The worker processes under a process: the leaves of its process tree, but not the
+    resource tracker (pool workers hang from a fork server, Dask workers from their nanny)."""
+    import psutil
+
+    return [
+        child
+        for child in psutil.Process(pid).children(recursive=True)
+        if not child.children() and not any("resource_tracker" in part for part in child.cmdline())
+    ]
+
+
+def _start_sweep(args: list[str], out: Path, **popen) -> subprocess.Popen:
+    """``cloudwar sweep ...`` as a user would run it, in a subprocess."""
+    command = [sys.executable, "-m", "cloudwar.cli", *args, "--out", str(out)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["pool", "dask"])
+def test_a_killed_worker_loses_no_run(tmp_path, backend, request):
+    out = tmp_path / "out"
+    args = ["sweep", *SLOWER, *SLOWER_GRID, "--seeds", "2", "--batch-size", "1"]
+    if backend == "pool":
+        args += ["--workers", "2"]
+    else:
+        cluster = request.getfixturevalue("dask_cluster")
+        args += ["--scheduler", cluster.address]
+    process = _start_sweep(args, out)
+    try:
+        _wait_for_parts(out, process)
+        # Pool workers hang from the command's fork server; each `dask worker` is a nanny whose
+        # child is the worker (the nanny starts a new one).
+        victims = _worker_processes(process.pid if backend == "pool" else cluster.worker_pids[0])
+        assert victims, "no worker process found"
+        victims[0].kill()  # SIGKILL, mid-batch
+        stdout, stderr = process.communicate(timeout=300)
+    finally:
+        _stop(process)
+    assert process.returncode == 0, stderr
+    assert "ran 12 of 12 runs" in stdout
+    assert_every_run_once(out, 12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["ctrl-c", "kill -9"])
+def test_an_interrupted_sweep_resumes_without_doing_a_run_twice(tmp_path, how):
+    import psutil
+
+    out = tmp_path / "out"
+    args = ["sweep", *SLOWER, *SLOWER_GRID, "--seeds", "2", "--workers", "2", "--batch-size", "1"]
+    process = _start_sweep(args, out, start_new_session=True)  # its own process group, as in a terminal
+    try:
+        _wait_for_parts(out, process, count=2)
+        group = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+        if how == "ctrl-c":
+            os.killpg(process.pid, signal.SIGINT)  # what the terminal sends to the foreground group
+        else:
+            os.killpg(process.pid, signal.SIGKILL)  # the command and its workers die at once: no cleanup
+        _, stderr = process.communicate(timeout=60)
+        _, alive = psutil.wait_procs(group, timeout=30)
+        assert not alive, f"processes left behind: {alive}"
+    finally:
+        _stop(process)
+    if how == "ctrl-c":
+        assert process.returncode == 130
+        assert "interrupted:" in stderr and "run the same command again" in stderr
+        assert "Traceback" not in stderr
+    saved = len(read_sweep(out)[0])
+    assert 2 <= saved < 12
+    again = cloudwar(*args, "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    assert f"ran {12 - saved} of 12 runs ({saved} already done)" in again.stdout
+    assert_every_run_once(out, 12)
