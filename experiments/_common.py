@@ -75,6 +75,26 @@ def check_out(parser: argparse.ArgumentParser, out: Path) -> None:
         parser.error(f"--out {str(out)!r} exists and is not a directory")
 
 
+def add_run_options(parser: argparse.ArgumentParser, name: str, seeds: int, quarters: str) -> None:
+    """The options every multi-seed experiment shares: seeds, size, workers, output, quick mode."""
+    parser.add_argument("--seeds", type=positive_int, default=None, help=f"seeds per arm (default {seeds})")
+    parser.add_argument("--seed", type=seed, default=1, help="first seed (default 1)")
+    parser.add_argument("--enterprises", type=positive_int, default=None, help="enterprises (default 10,000)")
+    parser.add_argument("--quarters", type=positive_int, default=None, help=f"quarters (default {quarters})")
+    parser.add_argument("--workers", type=positive_int, default=None, help="processes (default 2; 1 with --quick)")
+    parser.add_argument("--out", type=Path, default=Path(f"out/{name}"), help="output directory")
+    parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run: NOT a result")
+
+
+def fill_run_defaults(args: argparse.Namespace, quick: dict[str, Any], full: dict[str, Any]) -> None:
+    """Fill the options left unset from the quick or the full defaults; 2 workers (1 when quick)."""
+    for key, value in (quick if args.quick else full).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.workers is None:
+        args.workers = 1 if args.quick else 2
+
+
 def command_line(script: str, argv: Sequence[str] | None) -> str:
     """The command that reproduces this run, for the summary."""
     import shlex

@@ -31,15 +31,15 @@ import pandas as pd
 from _common import (
     Job,
     Parser,
+    add_run_options,
     check_out,
     command_line,
+    fill_run_defaults,
     main,
     matplotlib_pyplot,
     output_folder,
-    positive_int,
     quantiles,
     run_many,
-    seed,
     series,
     terminal_value,
 )
@@ -75,20 +75,9 @@ MARKERS = {"share_first": "o", "share_first_harvest": "s"}
 def parse_args(argv: list[str] | None = None):
     """Command-line options."""
     parser = Parser(prog="capex_plans.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=positive_int, default=None, help="seeds per arm (default 60)")
-    parser.add_argument("--seed", type=seed, default=1, help="first seed (default 1)")
-    parser.add_argument("--enterprises", type=positive_int, default=None, help="enterprises (default 10,000)")
-    parser.add_argument("--quarters", type=positive_int, default=None, help="quarters (default: the scenario's 40)")
-    parser.add_argument("--workers", type=positive_int, default=None, help="processes (default 2; 1 with --quick)")
-    parser.add_argument("--out", type=Path, default=Path("out/capex_plans"), help="output directory")
-    parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run: NOT a result")
+    add_run_options(parser, "capex_plans", seeds=60, quarters="the scenario's 40")
     args = parser.parse_args(argv)
-    defaults = QUICK if args.quick else {"seeds": 60, "enterprises": 10_000, "quarters": None}
-    for key, value in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    if args.workers is None:
-        args.workers = 1 if args.quick else 2
+    fill_run_defaults(args, QUICK, {"seeds": 60, "enterprises": 10_000, "quarters": None})
     check_out(parser, args.out)
     return args
 

@@ -32,14 +32,15 @@ import pandas as pd
 from _common import (
     Job,
     Parser,
+    add_run_options,
     check_out,
     command_line,
+    fill_run_defaults,
     main,
     matplotlib_pyplot,
     output_folder,
     positive_int,
     run_many,
-    seed,
     series,
 )
 
@@ -58,20 +59,9 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--product", default="ai", choices=("ai", "cloud"), help="product cut (default ai)")
     parser.add_argument("--region", default="china", help="region cut, or 'all' (default china)")
     parser.add_argument("--at-quarter", type=positive_int, default=2, help="quarter of the cut (default 2)")
-    parser.add_argument("--seeds", type=positive_int, default=None, help="seeds per arm (default 40)")
-    parser.add_argument("--seed", type=seed, default=1, help="first seed (default 1)")
-    parser.add_argument("--enterprises", type=positive_int, default=None, help="enterprises (default 10,000)")
-    parser.add_argument("--quarters", type=positive_int, default=None, help="quarters (default 16)")
-    parser.add_argument("--workers", type=positive_int, default=None, help="processes (default 2; 1 with --quick)")
-    parser.add_argument("--out", type=Path, default=Path("out/price_war"), help="output directory")
-    parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run: NOT a result")
+    add_run_options(parser, "price_war", seeds=40, quarters="16")
     args = parser.parse_args(argv)
-    defaults = QUICK if args.quick else {"seeds": 40, "enterprises": 10_000, "quarters": 16}
-    for key, value in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    if args.workers is None:
-        args.workers = 1 if args.quick else 2
+    fill_run_defaults(args, QUICK, {"seeds": 40, "enterprises": 10_000, "quarters": 16})
     if not 0.0 <= args.cut <= 1.0:
         parser.error(f"--cut must be between 0 and 1, got {args.cut}")
     scenario = load_scenario("baseline")
