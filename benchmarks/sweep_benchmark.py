@@ -3,12 +3,12 @@
 The baseline scenario at 10,000 enterprises over 40 quarters, one run per seed, through the real
 sweep machinery (batches, Parquet parts, the summary metrics). Timed from the first batch to the
 last part written: the pool's time includes starting its worker processes; the Dask cluster
-(a local scheduler and single-threaded worker processes, started once before the clock) stands
-for an existing cluster. The three sweeps must give identical tables; the script checks it.
+(a scheduler and single-threaded worker processes on 127.0.0.1, started once before the clock)
+stands for an existing cluster. The three sweeps must give identical tables; the script checks it.
 
 Two reference rows measure the hardware rather than the sweep: the same runs in plain
-processes (``CloudMarket(...).run()`` in a loop, already imported, started together, no
-batching or writing), one process and ``--workers`` processes. The second is the ceiling of
+processes (``CloudMarket(...).run()`` in a loop, already imported, with the sweep's allocator
+settings, started together, no batching or writing), one process and ``--workers`` processes. The second is the ceiling of
 any process-parallel sweep on this machine: if two cores do not give twice the runs of one
 (shared caches, memory bandwidth, vector units), no scheduler can.
 
@@ -24,11 +24,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import multiprocessing
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +42,9 @@ BACKENDS = ("plain", "serial", "pool", "dask")
 
 def _plain_process(barrier: Any, results: Any, seeds: list[int], overrides: dict[str, Any]) -> None:
     from cloudwar import CloudMarket
+    from cloudwar.sweep import _tune_allocator
 
+    _tune_allocator()  # as in every process that runs sweep batches
     CloudMarket("baseline", rng=0, overrides={**overrides, "quarters": 1}).run()  # imports and caches warm
     barrier.wait()
     start = time.perf_counter()
@@ -67,6 +73,38 @@ def plain_seconds(processes: int, runs: int, overrides: dict[str, Any]) -> float
     for worker in workers:
         worker.join()
     return elapsed
+
+
+@contextlib.contextmanager
+def dask_cluster(workers: int, folder: Path) -> Iterator[str]:
+    """A Dask scheduler and ``workers`` single-threaded worker processes on 127.0.0.1, in processes of
+    their own (a scheduler inside this process would share its interpreter with the serial sweep)."""
+    from distributed import Client
+
+    dask = str(Path(sys.executable).with_name("dask"))
+    scheduler_file = folder / "scheduler.json"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": folder}
+    command = [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"]
+    processes = [subprocess.Popen([*command, "--scheduler-file", str(scheduler_file)], **quiet)]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists():
+            if time.monotonic() > deadline or processes[0].poll() is not None:
+                raise RuntimeError("the Dask scheduler did not start")
+            time.sleep(0.1)
+        address = json.loads(scheduler_file.read_text())["address"]
+        worker = [dask, "worker", address, "--nworkers", str(workers), "--nthreads", "1", "--host", "127.0.0.1"]
+        processes.append(subprocess.Popen([*worker, "--no-dashboard", "--local-directory", str(folder)], **quiet))
+        with Client(address, timeout=30, set_as_default=False) as client:
+            client.wait_for_workers(workers, timeout=60)
+        yield address
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def main() -> None:
@@ -103,14 +141,7 @@ def main() -> None:
     times: dict[str, list[float]] = {k: [] for k in keys}
     batch, tables = {}, {}
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory(prefix="sweep-benchmark-") as tmp:
-        scheduler = None
-        if "dask" in backends:
-            from distributed import LocalCluster
-
-            cluster = stack.enter_context(
-                LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0")
-            )
-            scheduler = cluster.scheduler_address
+        scheduler = stack.enter_context(dask_cluster(args.workers, Path(tmp))) if "dask" in backends else None
         # Rounds interleave the backends, so a burst of other load on the machine hits them alike.
         for round_ in range(args.repeat):
             for key in keys:

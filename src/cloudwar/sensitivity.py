@@ -174,17 +174,21 @@ def output_values(runs: Any, metrics: Any, output: Output, seeds: int, n_points:
 
 
 def _why_empty(metrics: Any, output: Output) -> str:
+    """Which selector matches nothing, narrowing step by step, with the values that would match."""
+    rows = metrics
     for column in ("metric", "provider", "region", "product"):
         wanted = getattr(output, column)
-        known = sorted(set(metrics[column].unique()))
+        known = sorted(set(rows[column].unique()))
         if wanted not in known:
-            return f"no {column} {wanted!r} (known: {', '.join(map(str, known))})"
+            where = "" if column == "metric" else f" for {output.metric}"
+            return f"no {column} {wanted!r}{where} (there is: {', '.join(map(str, known))})" + _RERUN
+        rows = rows[rows[column] == wanted]
     if output.quarter is not None:
-        return (
-            f"no rows in quarter {output.quarter} (the summary keeps per-region rows "
-            "of the final quarter only; use --metrics all)"
-        )
-    return "no such combination of metric, provider, region and product"
+        return f"no rows in quarter {output.quarter} (summary metrics keep regions only in the final quarter)" + _RERUN
+    return "no such row" + _RERUN
+
+
+_RERUN = "; the runs are saved: run again with another --output to analyse them"
 
 
 # ------------------------------------------------------------------------------------------
@@ -376,7 +380,8 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         check_output(output, base)
     what = "base samples" if args.method == "sobol" else "trajectories"
     print(
-        f"{args.method}: {len(parameters)} parameters, {samples} {what} -> {len(plan.points)} points"
+        f"{args.method}: {len(parameters)} parameter{'s' * (len(parameters) > 1)}, {samples} {what}"
+        f" -> {len(plan.points)} points"
         f" x {args.seeds} seeds = {plan.n_runs} runs",
         file=sys.stderr,
     )
