@@ -67,10 +67,14 @@ def assert_every_run_once(path: Path, n_runs: int) -> None:
     assert rows.nunique() == 1  # every run's rows written exactly once
 
 
+# The command as a user runs it: the installed script beside this interpreter.
+COMMAND = [str(Path(sys.executable).with_name("cloudwar"))]
+if not Path(COMMAND[0]).exists():
+    COMMAND = [sys.executable, "-m", "cloudwar.cli"]
+
+
 def cloudwar(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "cloudwar.cli", *args], capture_output=True, text=True, timeout=300, **kwargs
-    )
+    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=300, **kwargs)
 
 
 # ------------------------------------------------------------------------------------------
@@ -270,6 +274,68 @@ def test_a_folder_in_use_is_refused(tmp_path, monkeypatch):
     assert run_sweep(plan, tmp_path, workers=1).ran == 4
 
 
+class _BreakingPool:
+    """Stands in for ProcessPoolExecutor: runs batches here, and breaks where ``breaks`` says.
+
+    ``breaks`` maps (pool number, submission number), or ("any", first run of a batch), to how:
+    "submit" (the pool broke before the submission, which raises) or "worker" (the worker
+    running it died)."""
+
+    pools = 0
+    breaks: dict[tuple[int, int], str] = {}
+    _processes: dict = {}
+
+    def __init__(self, *args, **kwargs):
+        type(self).pools += 1
+        self.number, self.submitted = type(self).pools, 0
+
+    def submit(self, fn, batch):
+        from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
+
+        self.submitted += 1
+        how = self.breaks.get((self.number, self.submitted)) or self.breaks.get(("any", batch.first))
+        if how == "submit":
+            raise BrokenProcessPool("the pool broke")
+        future = Future()
+        if how == "worker":
+            future.set_exception(BrokenProcessPool("a child process terminated abruptly"))
+        else:
+            future.set_result(fn(batch))
+        return future
+
+    def shutdown(self, wait=True, cancel_futures=False):
+        pass
+
+
+@pytest.fixture
+def breaking_pool(monkeypatch):
+    import concurrent.futures
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", _BreakingPool)
+    monkeypatch.setattr(_BreakingPool, "pools", 0)
+    return _BreakingPool
+
+
+def test_a_pool_that_breaks_at_submission_or_in_a_worker_loses_no_run(tmp_path, breaking_pool, reference):
+    # Pool 1 breaks before its second submission; in pool 2 the first batch's worker dies.
+    breaking_pool.breaks = {(1, 2): "submit", (2, 1): "worker"}
+    report = run_sweep(small_plan(seeds=2), tmp_path, workers=2, batch_size=2)
+    assert (report.ran, report.missing) == (8, 0)
+    assert breaking_pool.pools == 3
+    assert_same_tables(read_sweep(tmp_path), reference)
+
+
+def test_a_batch_whose_worker_always_dies_is_left_for_next_time(tmp_path, breaking_pool):
+    breaking_pool.breaks = {("any", 0): "worker"}
+    plan = small_plan(seeds=2)
+    report = run_sweep(plan, tmp_path, workers=2, batch_size=2)
+    assert (report.ran, report.missing) == (6, 2)
+    assert read_sweep(tmp_path)[0]["run"].tolist() == [2, 3, 4, 5, 6, 7]
+    breaking_pool.breaks = {}
+    assert run_sweep(plan, tmp_path, workers=2, batch_size=2).ran == 2
+
+
 # ------------------------------------------------------------------------------------------
 # Backends: local pool and a real Dask cluster
 # ------------------------------------------------------------------------------------------
@@ -375,7 +441,7 @@ def _worker_processes(pid: int) -> list:
 
 def _start_sweep(args: list[str], out: Path, **popen) -> subprocess.Popen:
     """``cloudwar sweep ...`` as a user would run it, in a subprocess."""
-    command = [sys.executable, "-m", "cloudwar.cli", *args, "--out", str(out)]
+    command = [*COMMAND, *args, "--out", str(out)]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 

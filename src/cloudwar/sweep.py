@@ -755,28 +755,35 @@ def _run_pool(
             while queue or inflight:
                 if executor is None:
                     executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init)
+                broken = False
                 # Only as many batches in flight as workers, so a broken pool costs only those.
                 while queue and len(inflight) < workers:
-                    batch = queue.popleft()
-                    inflight[executor.submit(run_batch, batch)] = batch
-                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                    try:
+                        future = executor.submit(run_batch, queue[0])
+                    except BrokenProcessPool:  # broke since the last look: this batch never started
+                        broken = True
+                        break
+                    inflight[future] = queue.popleft()
                 lost = []
-                for future in done:
-                    batch = inflight.pop(future)
-                    error = future.exception()
-                    if error is None:
-                        finished(future.result())
-                    elif isinstance(error, BrokenProcessPool):
-                        lost.append(batch)
-                    else:
-                        raise error
-                if lost:  # the pool is broken: every batch still in flight went down with it
-                    rest, _ = wait(inflight, timeout=60)
-                    for future in rest:
-                        if future.exception() is None:
+                if not broken:
+                    done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        batch = inflight.pop(future)
+                        error = future.exception()
+                        if error is None:
+                            finished(future.result())
+                        elif isinstance(error, BrokenProcessPool):
+                            broken = True
+                            lost.append(batch)
+                        else:
+                            raise error
+                if broken:  # every batch still in flight went down with the pool
+                    wait(inflight, timeout=60)
+                    for future, batch in inflight.items():
+                        if future.done() and not future.cancelled() and future.exception() is None:
                             finished(future.result())
                         else:
-                            lost.append(inflight[future])
+                            lost.append(batch)
                     inflight.clear()
                     executor.shutdown(wait=True, cancel_futures=True)
                     executor = None
