@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import optimize
 
 from cloudwar import theory
 from cloudwar.demand import calvano_demand
@@ -62,6 +63,29 @@ def test_asymmetric_firms_nash_foc_and_common_joint_markup():
     s = theory.shares(p_m, quality, cost, a0, mu)
     np.testing.assert_allclose(p_m - cost, mu / (1.0 - s.sum()), atol=1e-8)
     assert np.all(p_m > p_n)
+
+
+@pytest.mark.parametrize(
+    ("quality", "cost", "a0", "mu"),
+    [
+        ([2.0, 2.5, 1.8], [1.0, 1.2, 0.9], 0.0, 0.25),
+        ([2.0, 2.0], [1.0, 1.0], 0.0, 0.25),
+        ([1.0, 3.0, 2.0, 0.5], [0.2, 2.5, 1.0, 0.4], 0.5, 0.6),
+        ([40.0, 41.0], [1.0, 1.0], 0.0, 0.25),  # S = exp(~160): the closed form must not overflow
+    ],
+)
+def test_joint_profit_closed_form_matches_numerical_maximisation(quality, cost, a0, mu):
+    quality, cost = np.array(quality), np.array(cost)
+    p_m = theory.joint_profit_prices(quality, cost, a0, mu)
+
+    def negative_total(p):
+        return -theory.profits(p, quality, cost, a0, mu).sum()
+
+    numerical = optimize.minimize(
+        negative_total, cost + mu, method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-14, "maxiter": 20000}
+    )
+    np.testing.assert_allclose(p_m, numerical.x, atol=1e-5)
+    assert -negative_total(p_m) >= -numerical.fun - 1e-12
 
 
 def test_profit_gain_normalisation():

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
+from scipy import special
 
 from cloudwar.demand import calvano_demand
 
@@ -160,30 +160,44 @@ def joint_profit_prices(
 ) -> np.ndarray:
     """Prices that maximise total profit ``sum_i (p_i - c_i) q_i`` (price units), one per firm.
 
-    Maximised numerically with ``scipy.optimize.minimize`` (BFGS, analytic gradient) from the
-    Nash prices, then polished with ``scipy.optimize.root`` on the gradient. Raises
+    Closed form. The first-order conditions of the multi-product logit monopolist give every firm
+    the same markup ``m = mu / q_0`` (``q_0`` the outside share), i.e.
+    ``m / mu - 1 = S exp(-m / mu)`` with ``S = sum_j exp((a_j - c_j - a0) / mu)``, whose solution
+    is ``m = mu (1 + W(S / e))`` with ``W`` the principal branch of Lambert's W. Raises
     ``RuntimeError`` if the gradient of total profit is not below ``tol`` at the result.
     """
     quality, cost = _as_arrays(quality, cost)
     mu = float(logit_scale)
-
-    def negative_total_and_gradient(p: np.ndarray) -> tuple[float, np.ndarray]:
-        s = shares(p, quality, cost, outside_quality, mu)
-        markup = p - cost
-        # d total / d p_j = q_j * (1 - (m_j - sum_i m_i q_i) / mu)
-        gradient = s * (1.0 - (markup - np.dot(markup, s)) / mu)
-        return -float(np.dot(markup, s)), -gradient
-
-    start = nash_prices(quality, cost, outside_quality, mu)
-    result = optimize.minimize(
-        negative_total_and_gradient, start, jac=True, method="BFGS", options={"gtol": 1e-12, "maxiter": 1000}
-    )
-    polished = optimize.root(lambda p: negative_total_and_gradient(p)[1], result.x, tol=1e-14)
-    p = polished.x if polished.success else result.x
-    gradient = negative_total_and_gradient(p)[1]
+    if mu <= 0:
+        raise ValueError(f"logit_scale must be > 0, got {mu}")
+    # log(S / e), computed stably for large (a - c - a0) / mu
+    z = (quality - cost - outside_quality) / mu
+    log_s_over_e = float(np.logaddexp.reduce(z)) - 1.0
+    w = _lambertw_from_log(log_s_over_e)
+    p = cost + mu * (1.0 + w)
+    s = shares(p, quality, cost, outside_quality, mu)
+    # d total / d p_j = q_j * (1 - (m_j - sum_i m_i q_i) / mu)
+    markup = p - cost
+    gradient = s * (1.0 - (markup - np.dot(markup, s)) / mu)
     if not np.all(np.isfinite(p)) or np.max(np.abs(gradient)) > tol:
         raise RuntimeError(f"joint-profit prices did not converge (max gradient {np.max(np.abs(gradient)):.3g})")
     return p
+
+
+def _lambertw_from_log(log_x: float) -> float:
+    """Principal-branch Lambert W of ``x = exp(log_x)`` (x > 0), by Newton's method on ``w + ln w = ln x``.
+
+    Works from the logarithm so that huge ``x`` (a very attractive market) does not overflow.
+    """
+    x_is_small = log_x < 1.0
+    w = float(special.lambertw(np.exp(log_x)).real) if x_is_small else log_x - np.log(log_x)
+    for _ in range(50):
+        # f(w) = w + ln w - ln x; f'(w) = 1 + 1/w
+        step = (w + np.log(w) - log_x) / (1.0 + 1.0 / w)
+        w -= step
+        if abs(step) <= 1e-15 * max(1.0, w):
+            break
+    return w
 
 
 def nash_profits(
