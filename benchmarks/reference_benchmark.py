@@ -38,8 +38,8 @@ from engine_benchmark import (
     fmt,
     machine,
     markdown_table,
-    measure,
     measure_model,
+    measure_repeated,
     throughput,
     worker_fast,
     worker_main,
@@ -314,19 +314,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reference-max", type=int, default=REFERENCE_MAX, help="largest size the reference runs")
     parser.add_argument("--scenario", default="baseline")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="fresh processes per size for the engine and the floor")
+    parser.add_argument("--reference-repeats", type=int, default=1, help="fresh processes per size for the reference")
     parser.add_argument("--json", type=Path, help="also write the raw measurements here")
     args = parser.parse_args(argv)
     about = machine()
     fast, reference, floor = {}, {}, {}
+    common = (args.scenario, args.seed)
     for n in args.sizes:
         if n <= args.reference_max:
-            reference[n] = measure(__file__, "reference", n, args.reference_quarters, args.scenario, args.seed)
-        fast[n] = measure(ENGINE_SCRIPT, "fast", n, args.quarters, args.scenario, args.seed)
-        floor[n] = measure(__file__, "floor", n, args.quarters, args.scenario, args.seed)
+            reference[n] = measure_repeated(
+                __file__, "reference", n, args.reference_quarters, *common, args.reference_repeats
+            )
+        fast[n] = measure_repeated(ENGINE_SCRIPT, "fast", n, args.quarters, *common, args.repeats)
+        floor[n] = measure_repeated(__file__, "floor", n, args.quarters, *common, args.repeats)
     print(
         f"Scenario {args.scenario}; engine and floor {args.quarters} quarters, reference {args.reference_quarters} "
         f"(engine / reference over the same first {args.reference_quarters}); eq/s = enterprise-quarters per CPU second "
-        f"of stepping; B/ent = bytes per enterprise beyond the interpreter and imports. {about}.\n"
+        f"of stepping, per-quarter medians over {args.repeats} fresh processes per size "
+        f"({args.reference_repeats} for the reference); B/ent = bytes per enterprise beyond the interpreter and "
+        f"imports (the highest of the processes). {about}.\n"
     )
     print(side_by_side(fast, reference, floor, args.reference_quarters))
     print()

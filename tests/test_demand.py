@@ -1,6 +1,6 @@
 import numpy as np
 
-from cloudwar.demand import calvano_demand, logit_probabilities, sample_choices, utility
+from cloudwar.demand import calvano_demand, logit_probabilities, sample_choices, sample_logit, utility
 
 
 def test_logit_is_the_calvano_formula():
@@ -48,3 +48,29 @@ def test_sample_choices_follow_probabilities():
     freq = np.bincount(choice, minlength=3) / n
     se = np.sqrt(np.array([0.5, 0.3, 0.2]) * (1 - np.array([0.5, 0.3, 0.2])) / n)
     assert np.all(np.abs(freq - [0.5, 0.3, 0.2]) < 4 * se)
+
+
+def test_fused_float32_sampling_draws_the_same_choices_as_the_probabilities():
+    rng = np.random.default_rng(5)
+    n, k = 50_000, 6
+    v = rng.normal(0.0, 1.0, size=(n, k))
+    v[:, 2] = -np.inf  # an unavailable provider is never chosen
+    uniforms = rng.random(n)
+    probabilities, _ = logit_probabilities(v, 0.3, 0.7)
+    expected = sample_choices(probabilities, uniforms)
+    fused = sample_logit(np.ascontiguousarray(v.T, dtype=np.float32), 0.3, 0.7, uniforms)
+    assert not np.any(fused == 2)
+    # float32 could flip a choice only where a uniform falls within ~1e-6 of a cumulative
+    # probability: expected about 0.1 of 50,000 draws
+    assert np.sum(fused != expected) <= 3
+
+
+def test_utility_in_place_rounds_like_the_expression():
+    rng = np.random.default_rng(6)
+    quality, price = rng.random((3, 1000), dtype=np.float32), rng.random((3, 1000), dtype=np.float32)
+    qs, ps = rng.random(1000, dtype=np.float32), rng.random(1000, dtype=np.float32)
+    extra = rng.random((3, 1000), dtype=np.float32)
+    expected = utility(quality, price, quality_sensitivity=qs, price_sensitivity=ps, reference_price=0.7, extra=extra)
+    out = extra.copy()
+    utility(quality, price, quality_sensitivity=qs, price_sensitivity=ps, reference_price=0.7, extra=out, out=out)
+    np.testing.assert_array_equal(out, expected)

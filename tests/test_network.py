@@ -1,7 +1,9 @@
 import networkx as nx
 import numpy as np
 import pytest
+import scipy.sparse
 
+from cloudwar import network
 from cloudwar.network import CompleteNetwork, clustered_network, empty_network, networkx_clustered_network
 
 
@@ -78,3 +80,34 @@ def test_isolated_enterprises_have_zero_shares():
     net = empty_network(5)
     counts = net.counter(np.zeros(5, dtype=np.int64), 3)
     np.testing.assert_array_equal(counts.shares(np.arange(5)), 0.0)
+
+
+def test_csr_from_links_matches_scipy_with_duplicates_and_self_links(monkeypatch):
+    # Small chunks, so the chunked passes (de-duplication across chunk borders, scatter) are exercised.
+    monkeypatch.setattr(network, "CHUNK", 64)
+    monkeypatch.setattr(network, "SMALL_CHUNK", 16)
+    rng = np.random.default_rng(11)
+    n = 300
+    src, dst = rng.integers(0, n, 2_000), rng.integers(0, n, 2_000)
+    src[:50], dst[:50] = src[50:100], dst[50:100]  # duplicates
+    src[100:150] = dst[100:150]  # self-links
+    links = network._LinkKeys(n, len(src))
+    links.add(src, dst)
+    net = network._to_csr(n, links.keys[: links.filled])
+    keep = src != dst
+    adjacency = scipy.sparse.coo_array(
+        (np.ones(2 * keep.sum()), (np.r_[src[keep], dst[keep]], np.r_[dst[keep], src[keep]])), shape=(n, n)
+    ).tocsr()
+    adjacency.sum_duplicates()
+    adjacency.sort_indices()
+    np.testing.assert_array_equal(net.indptr, adjacency.indptr)
+    np.testing.assert_array_equal(net.indices, adjacency.indices)  # every row ascending, no duplicates
+
+
+def test_array_builder_rows_are_ascending_and_hold_no_self_links():
+    rng, region, industry = population(n=20_000, seed=3)
+    net = clustered_network(rng, region, industry, 10, 20.0, 0.8, 0.9)
+    owner = np.repeat(np.arange(net.n), net.degree)
+    assert not np.any(net.indices == owner)
+    same_row = owner[1:] == owner[:-1]
+    assert np.all(net.indices[1:][same_row] > net.indices[:-1][same_row])

@@ -30,15 +30,25 @@ def utility(
     price_sensitivity: np.ndarray | float = 1.0,
     reference_price: float = 1.0,
     extra: np.ndarray | float = 0.0,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Deterministic utility of each provider (utility units).
 
     quality: a_j (utility units), price: p_j (USD per unit), reference_price: USD per unit that
     turns a price into utility units for an enterprise of price sensitivity 1.
     ``extra`` carries the non-price terms (ecosystem, service level, neighbours, switching cost,
-    availability) already in utility units.
+    availability) already in utility units. With ``out`` (which may be ``extra`` itself) the
+    result is written there, with the same rounding as without it.
     """
-    return np.multiply(quality_sensitivity, quality) - np.multiply(price_sensitivity, price) / reference_price + extra
+    if out is None:
+        return (
+            np.multiply(quality_sensitivity, quality) - np.multiply(price_sensitivity, price) / reference_price + extra
+        )
+    value = np.multiply(quality_sensitivity, quality)
+    price_term = np.multiply(price_sensitivity, price)
+    price_term /= reference_price
+    value -= price_term
+    return np.add(value, extra, out=out)  # x + y == y + x exactly, so out may alias extra
 
 
 def logit_probabilities(
@@ -73,18 +83,19 @@ def calvano_demand(
 
 
 def sample_logit(utilities: np.ndarray, outside_utility: float, logit_scale: float, uniforms: np.ndarray) -> np.ndarray:
-    """Draw one logit choice per row by inverse CDF, without normalising the probabilities.
+    """Draw one logit choice per column by inverse CDF, without normalising the probabilities.
 
     Same model as :func:`logit_probabilities` (max-shifted exponentials, outside option last),
-    fused for speed on large populations: ``utilities`` (n, k) may be float32.
-    Returns the chosen column, or ``k`` for the outside option.
+    fused for speed on large populations. ``utilities`` is (k, n), **providers along the first
+    axis** (reductions and the running sum then sweep whole rows of enterprises; a cumsum along a
+    short last axis is several times slower), may be float32, and is overwritten: it is the work
+    space. ``uniforms`` (n,) in [0, 1). Returns the chosen row per column, or ``k`` for the
+    outside option.
     """
-    # Providers along the first axis: reductions and the running sum then sweep whole rows
-    # of enterprises (a cumsum along a short last axis is several times slower).
-    v = np.ascontiguousarray(utilities.T)
-    v *= 1.0 / logit_scale
+    v = utilities
+    v *= v.dtype.type(1.0 / logit_scale)
     v0 = outside_utility / logit_scale
-    shift = np.maximum(v.max(axis=0), v0)
+    shift = np.maximum(v.max(axis=0), v.dtype.type(v0))
     v -= shift
     np.exp(v, out=v)
     for j in range(1, len(v)):  # running sum over providers, whole rows at a time

@@ -145,6 +145,7 @@ class CloudMarket(mesa.Model):
             None if self.population.platform is None else np.array([p.captive_bonus for p in s.providers])
         )
         self.mean_price_sensitivity = float(self.population.price_sensitivity.mean())
+        self.enterprises_by_region = np.bincount(self.population.region, minlength=len(self.region_names))
         self.network = self._build_network()
         pop = self.population
         if self._ai is not None:
@@ -161,7 +162,7 @@ class CloudMarket(mesa.Model):
         counts: dict[int, NeighbourCounts] = {}
         for k in self.choice_order:
             self._choose_initial_providers(k)
-            counts[k] = self.network.counter(pop.provider[k].astype(np.int64), n_p + 1)
+            counts[k] = self.network.counter(pop.provider[k], n_p + 1)
         self.neighbour_counts: list[NeighbourCounts] = [counts[k] for k in range(len(self.products))]
         self._scale_volumes_to_market_size()
         self.churn = np.zeros((n_p, len(self.products), len(self.region_names)))
@@ -205,9 +206,9 @@ class CloudMarket(mesa.Model):
         self.diffuse_ai()
         for k in self.choice_order:
             self.choose_providers(k)
-        demand = np.stack([self._demand_by_provider(k) for k in range(len(self.products))], axis=1)
+        demand, customers = self.tally()
         served, served_share, compute = self.ration_capacity(demand)
-        self.book(demand, served, served_share, compute)
+        self.book(demand, customers, served, served_share, compute)
         self.datacollector.collect(self)
         if self.quarter >= self.config.quarters:
             self.running = False
@@ -251,7 +252,7 @@ class CloudMarket(mesa.Model):
             candidates = np.flatnonzero(~pop.adopted)
             if len(candidates) == 0:
                 return
-            share = self.adoption_counts.shares(candidates)[:, 1]
+            share = self.adoption_counts.state_share(candidates, 1)
             hazard = (spec.innovation + spec.imitation * share) / substeps
             new = candidates[self.rng.random(len(candidates)) < hazard]
             pop.adopted[new] = True
@@ -263,64 +264,68 @@ class CloudMarket(mesa.Model):
         self,
         k: int,
         idx: np.ndarray,
-        price_rows: np.ndarray,
+        prices: np.ndarray,
         *,
         switching: bool = True,
         neighbour_shares: np.ndarray | None = None,
         dtype: type = np.float64,
     ) -> np.ndarray:
-        """Utility (len(idx), P) of each provider for product k, given each row's prices.
+        """Utility (P, len(idx)) of each provider (rows) for product k, for enterprises ``idx`` (columns).
 
+        ``prices`` (P, R): product k's price of each provider in each region, USD per unit.
         ``switching=False`` leaves out the switching cost; ``neighbour_shares`` (len(idx), P)
         replaces the network's neighbour shares (used for the starting state, before links count).
         ``dtype=np.float32`` halves memory traffic where the result is only sampled from.
+        Providers go first because the choice sweeps whole rows of enterprises (see
+        :func:`cloudwar.demand.sample_logit`); callers wanting (len(idx), P) take ``.T``.
         """
         pop = self.population
         w = self.config.choice
         product = self.products[k]
         region = pop.region[idx]
-        n_p = len(self.providers_list)
-        # Terms that depend only on (region, provider): availability, ecosystem, service level.
-        per_region = self.log_presence.T.copy()
+        n_p, m = len(self.providers_list), len(idx)
+        # Terms that depend only on (provider, region): availability, ecosystem, service level.
+        per_region = self.log_presence.copy()
         if w.ecosystem_weight:
-            per_region += w.ecosystem_weight * np.array([p.ecosystem for p in self.providers_list])[None, :]
+            per_region += w.ecosystem_weight * np.array([p.ecosystem for p in self.providers_list])[:, None]
         if w.service_weight:
             service = np.array([p.service_level for p in self.providers_list])
-            per_region += w.service_weight * np.log(np.maximum(service.T, 1e-6))
-        extra = per_region.astype(dtype)[region]
+            per_region += w.service_weight * np.log(np.maximum(service, 1e-6))
+        # One row more than providers: bonuses aimed at the outside option land there and are dropped,
+        # so every enterprise's bonus goes in with one flat index, no masks.
+        terms = np.empty((n_p + 1, m), dtype=dtype)
+        extra = terms[:n_p]
+        terms[n_p] = 0.0
+        np.take(per_region.astype(dtype), region, axis=1, out=extra, mode="clip")
         if w.network_weight and neighbour_shares is not None:
-            extra += w.network_weight * neighbour_shares
+            extra += w.network_weight * neighbour_shares.T
         elif w.network_weight:
             self.neighbour_counts[k].add_shares(extra, idx, w.network_weight)
-        rows = np.arange(len(idx))
+        flat = terms.reshape(-1)
+        columns = np.arange(m)
         if self.captive_bonus is not None:
-            tie = pop.platform[idx]
-            tied = tie < n_p
-            extra[rows[tied], tie[tied]] += self.captive_bonus[tie[tied]]
+            tie = pop.platform[idx].astype(np.intp)
+            bonus = np.append(self.captive_bonus, 0.0).astype(dtype)  # index P: tied to no platform
+            flat[tie * m + columns] += bonus[tie]
         if w.ai_pull and k == self._cloud and self._ai is not None:
-            ai_provider = pop.provider[self._ai, idx]
-            has = ai_provider < n_p
-            extra[rows[has], ai_provider[has]] += w.ai_pull
+            flat[pop.provider[self._ai, idx].astype(np.intp) * m + columns] += dtype(w.ai_pull)
         if switching:
-            current = pop.provider[k, idx]
-            stays = current < n_p
-            extra[rows[stays], current[stays]] += pop.switching_cost[idx][stays]
+            flat[pop.provider[k, idx].astype(np.intp) * m + columns] += pop.switching_cost[idx].astype(
+                dtype, copy=False
+            )
         return utility(
-            self.quality[:, k, :].T.astype(dtype)[region],
-            price_rows.astype(dtype, copy=False),
-            quality_sensitivity=pop.quality_sensitivity[idx][:, None].astype(dtype, copy=False),
-            price_sensitivity=pop.price_sensitivity[idx][:, None].astype(dtype, copy=False),
+            np.take(self.quality[:, k, :].astype(dtype), region, axis=1, mode="clip"),
+            np.take(prices.astype(dtype), region, axis=1, mode="clip"),
+            quality_sensitivity=pop.quality_sensitivity[idx].astype(dtype, copy=False),
+            price_sensitivity=pop.price_sensitivity[idx].astype(dtype, copy=False),
             reference_price=product.reference_price,
             extra=extra,
+            out=extra,
         )
-
-    def prices_for(self, k: int, idx: np.ndarray) -> np.ndarray:
-        """(len(idx), P) prices each enterprise faces for product k (its region's prices)."""
-        return self.prices[:, k, :].T[self.population.region[idx]]
 
     def choice_utilities(self, k: int, idx: np.ndarray) -> np.ndarray:
         """This quarter's utilities (len(idx), P) for product k at current prices."""
-        return self._utility(k, idx, self.prices_for(k, idx))
+        return self._utility(k, idx, self.prices[:, k, :]).T
 
     def _eligible(self, k: int) -> np.ndarray | None:
         """Mask of enterprises that buy product k (AI: adopters only); None = everyone."""
@@ -338,7 +343,8 @@ class CloudMarket(mesa.Model):
             due = (due | (pop.adopted_quarter == self.quarter)) & pop.adopted
         served = np.array([p.service_level for p in self.providers_list])  # (P, R)
         if np.any(served < 1.0):
-            customers = np.flatnonzero(~due & (current < n_p))
+            rationed = np.flatnonzero((served < 1.0).any(axis=1)).astype(current.dtype)  # usually one or two
+            customers = np.flatnonzero(~due & np.isin(current, rationed))
             short = 1.0 - served[current[customers], pop.region[customers]]
             customers, short = customers[short > 0], short[short > 0]
             move = self.rng.random(len(customers)) < self.config.choice.rationed_reevaluation * short
@@ -347,7 +353,7 @@ class CloudMarket(mesa.Model):
         self.churn[:, k, :] = 0.0
         if len(idx) == 0:
             return
-        utilities = self._utility(k, idx, self.prices_for(k, idx), dtype=np.float32)
+        utilities = self._utility(k, idx, self.prices[:, k, :], dtype=np.float32)
         choice = sample_logit(utilities, product.outside_quality, product.logit_scale, self.rng.random(len(idx)))
         choice = choice.astype(np.int8)
         old = current[idx]
@@ -380,7 +386,7 @@ class CloudMarket(mesa.Model):
 
         def mix(rows: np.ndarray, regional: np.ndarray) -> np.ndarray:
             region = pop.region[rows]
-            v = self._utility(k, rows, self.prices_for(k, rows), switching=False, neighbour_shares=regional[region])
+            v = self._utility(k, rows, self.prices[:, k, :], switching=False, neighbour_shares=regional[region]).T
             p, p0 = logit_probabilities(v, product.outside_quality, product.logit_scale)
             bonus = np.exp(pop.switching_cost[rows] / product.logit_scale)[:, None] - 1.0
             pi = np.column_stack([p * (1.0 + bonus * p), p0])
@@ -462,12 +468,25 @@ class CloudMarket(mesa.Model):
                 self.volume_scale[k, r] *= target / spend[r]
 
     # --- 5. capacity -----------------------------------------------------------------------
-    def _demand_by_provider(self, k: int) -> np.ndarray:
-        """(P, R) volume of product k demanded from each provider (its customers' volumes)."""
+    def _tally(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(P, R) volume of product k demanded from each provider (its customers' volumes), and its customers."""
         pop = self.population
         n_p, n_r = len(self.providers_list), len(self.region_names)
-        flat = pop.provider[k].astype(np.int64) * n_r + pop.region
-        return np.bincount(flat, weights=self.volumes(k), minlength=(n_p + 1) * n_r).reshape(n_p + 1, n_r)[:n_p]
+        flat = pop.provider[k].astype(np.intp)
+        flat *= n_r
+        flat += pop.region
+        volume = np.bincount(flat, weights=self.volumes(k), minlength=(n_p + 1) * n_r).reshape(n_p + 1, n_r)[:n_p]
+        customers = np.bincount(flat, minlength=(n_p + 1) * n_r).reshape(n_p + 1, n_r)[:n_p]
+        return volume, customers
+
+    def tally(self) -> tuple[np.ndarray, np.ndarray]:
+        """Volume demanded from (P, K, R) and customers (P, K, R) of every provider, product and region."""
+        volume, customers = zip(*(self._tally(k) for k in range(len(self.products))), strict=True)
+        return np.stack(volume, axis=1), np.stack(customers, axis=1)
+
+    def _demand_by_provider(self, k: int) -> np.ndarray:
+        """(P, R) volume of product k demanded from each provider (its customers' volumes)."""
+        return self._tally(k)[0]
 
     def _compute_demand_by_provider(self) -> np.ndarray:
         return sum(self._demand_by_provider(k) * self.compute_per_unit[k] for k in range(len(self.products)))
@@ -484,25 +503,26 @@ class CloudMarket(mesa.Model):
         return demand * share[:, None, :], share, compute
 
     # --- 6. finance ------------------------------------------------------------------------
-    def book(self, demand: np.ndarray, served: np.ndarray, served_share: np.ndarray, compute: np.ndarray) -> None:
-        """Every provider books the quarter; the model keeps a record for :meth:`results`."""
+    def book(
+        self,
+        demand: np.ndarray,
+        customers: np.ndarray,
+        served: np.ndarray,
+        served_share: np.ndarray,
+        compute: np.ndarray,
+    ) -> None:
+        """Every provider books the quarter; the model keeps a record for :meth:`results`.
+
+        demand, served: (P, K, R) volumes; customers: (P, K, R) enterprises; served_share and
+        compute: (P, R), as returned by :meth:`ration_capacity`.
+        """
         pop = self.population
-        n_p, n_r = len(self.providers_list), len(self.region_names)
+        n_r = len(self.region_names)
         books = [
             p.book(self.quarter, served[j], compute[j], served_share[j]) for j, p in enumerate(self.providers_list)
         ]
-        customers = np.stack(
-            [
-                np.bincount(pop.provider[k].astype(np.int64) * n_r + pop.region, minlength=(n_p + 1) * n_r).reshape(
-                    n_p + 1, n_r
-                )[:n_p]
-                for k in range(len(self.products))
-            ],
-            axis=1,
-        )
         adoption = (
-            np.bincount(pop.region, weights=pop.adopted, minlength=n_r)
-            / np.maximum(np.bincount(pop.region, minlength=n_r), 1)
+            np.bincount(pop.region, weights=pop.adopted, minlength=n_r) / np.maximum(self.enterprises_by_region, 1)
             if self._ai is not None
             else np.zeros(n_r)
         )
@@ -564,7 +584,7 @@ class CloudMarket(mesa.Model):
             weights = pop.size[sample].astype(float)
             population_volume = float(pop.size[everyone].sum())
         n_p = len(self.providers_list)
-        base = self._utility(k, sample, np.zeros((len(sample), n_p)))
+        base = np.ascontiguousarray(self._utility(k, sample, np.zeros((n_p, len(self.region_names)))).T)
         coef = pop.price_sensitivity[sample].astype(float) / product.reference_price
         current = pop.provider[k, sample].astype(np.int64) if rho < 1.0 else np.full(len(sample), n_p)
         scale = population_volume / weights.sum() if weights.sum() > 0 else 0.0

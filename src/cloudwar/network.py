@@ -110,13 +110,17 @@ class NeighbourCounts:
         """(len(idx), n_states) share of each enterprise's neighbours in each state (0 if isolated)."""
         raise NotImplementedError
 
+    def state_share(self, idx: np.ndarray, state: int) -> np.ndarray:
+        """(len(idx),) share of each enterprise's neighbours in ``state`` (0 if isolated)."""
+        return self.shares(idx)[:, state]
+
     def move(self, who: np.ndarray, old: np.ndarray, new: np.ndarray) -> None:
         """Enterprises ``who`` changed state from ``old`` to ``new`` (the state array is updated by the caller)."""
         raise NotImplementedError
 
     def add_shares(self, out: np.ndarray, idx: np.ndarray, weight: float) -> None:
-        """``out`` (len(idx), k) += weight x share of neighbours in each of the first k states."""
-        out += weight * self.shares(idx)[:, : out.shape[1]]
+        """``out`` (k, len(idx)) += weight x share of neighbours in each of the first k states (states first)."""
+        out += weight * self.shares(idx)[:, : out.shape[0]].T
 
 
 class SparseNeighbourCounts(NeighbourCounts):
@@ -136,8 +140,9 @@ class SparseNeighbourCounts(NeighbourCounts):
         n = network.n
         self.counts = np.zeros(n if n_states == 2 else (n, n_states), dtype=dtype)
         indptr, indices = network.indptr, network.indices
-        for a in range(0, n, CHUNK // 8):  # rows in chunks: the temporaries stay small
-            b = min(a + CHUNK // 8, n)
+        rows = max(1, CHUNK // 32)  # rows in chunks: the temporaries stay small (a few MB)
+        for a in range(0, n, rows):
+            b = min(a + rows, n)
             owner = np.repeat(np.arange(b - a, dtype=np.int64), degree[a:b])
             neighbour_state = state[indices[indptr[a] : indptr[b]]]
             if n_states == 2:
@@ -151,7 +156,12 @@ class SparseNeighbourCounts(NeighbourCounts):
             super().add_shares(out, idx, weight)
             return
         scale = (weight * self.inv_degree[idx]).astype(out.dtype)
-        out += self.counts[idx, : out.shape[1]] * scale[:, None]
+        out += self.counts[idx, : out.shape[0]].T * scale
+
+    def state_share(self, idx: np.ndarray, state: int) -> np.ndarray:
+        if self.n_states == 2 and state == 1:  # the stored count: no (len(idx), 2) table
+            return (self.counts[idx] * self.inv_degree[idx]).astype(np.float64)
+        return super().state_share(idx, state)
 
     def shares(self, idx: np.ndarray) -> np.ndarray:
         if self.n_states == 2:
@@ -240,69 +250,85 @@ def _cross_links(
 
 
 CHUNK = 1 << 20  # links processed at a time when building a CSR: bounds the builder's temporaries
+SMALL_CHUNK = 1 << 18  # the same where a pass holds several int64 temporaries per link
 
 
-def _to_csr(n: int, parts: list[tuple[np.ndarray, np.ndarray]]) -> Network:
-    """Symmetric CSR from undirected link lists; drops self-links and duplicates.
+class _LinkKeys:
+    """Undirected links as int64 keys ``low * n + high`` in one preallocated array, self-links dropped."""
 
-    ``parts`` is a list of (source, destination) arrays; it is emptied as they are consumed, so
-    the builder never holds the links twice. Each link becomes one int64 key (low * n + high),
-    sorted in place and de-duplicated in place. Row r then holds its lower neighbours followed by
-    its higher ones, each ascending: the higher ones straight from the sorted keys, the lower ones
-    by a counting pass over the same keys (rows filled in key order stay ascending).
-    Peak memory: the keys (8 bytes a link) plus the result (8 bytes a link), plus chunk temporaries.
+    def __init__(self, n: int, capacity: int):
+        self.n = n
+        self.keys = np.empty(capacity, dtype=np.int64)
+        self.filled = 0
+
+    def add(self, src: np.ndarray, dst: np.ndarray) -> None:
+        for a in range(0, len(src), CHUNK):
+            s, d = src[a : a + CHUNK], dst[a : a + CHUNK]
+            low = np.minimum(s, d).astype(np.int64)
+            high = np.maximum(s, d)
+            keep = low != high
+            block = low[keep] * self.n + high[keep]
+            self.keys[self.filled : self.filled + len(block)] = block
+            self.filled += len(block)
+
+
+def _to_csr(n: int, keys: np.ndarray) -> Network:
+    """Symmetric CSR from undirected link keys (``low * n + high``); drops duplicates; consumes ``keys``.
+
+    Row r holds its lower neighbours followed by its higher ones, each ascending. The keys are
+    sorted and de-duplicated in place; sorted by (low, high), the higher neighbours of every row
+    come out in CSR order and go straight to their slots. The keys are then transposed in place
+    to ``high * n + low`` and sorted again, which lines up every row's lower neighbours the same
+    way. Peak memory: the keys (8 bytes a link), the result (8 bytes a link), two int64 arrays per
+    enterprise, and chunk temporaries; no per-link index or argsort array.
     """
-    total = sum(len(src) for src, _ in parts)
-    key = np.empty(total, dtype=np.int64)
-    filled = 0
-    while parts:
-        src, dst = parts.pop(0)
-        low = np.minimum(src, dst).astype(np.int64)
-        high = np.maximum(src, dst)
-        keep = low != high
-        block = low[keep] * n + high[keep]
-        key[filled : filled + len(block)] = block
-        filled += len(block)
-        del src, dst, low, high, keep, block
-    key = key[:filled]
-    key.sort()
+    keys.sort()
     # De-duplicate in place, chunk by chunk (the write position never passes the read position).
     write = 0
     previous = -1
-    for begin in range(0, len(key), CHUNK):
-        block = key[begin : begin + CHUNK]
+    for begin in range(0, len(keys), CHUNK):
+        block = keys[begin : begin + CHUNK]
         fresh = np.empty(len(block), dtype=bool)
         fresh[0] = block[0] != previous
         np.not_equal(block[1:], block[:-1], out=fresh[1:])
         previous = block[-1]
         kept = block[fresh]
-        key[write : write + len(kept)] = kept
+        keys[write : write + len(kept)] = kept
         write += len(kept)
-    key = key[:write]
+    keys = keys[:write]
+    row_starts = np.arange(n + 1, dtype=np.int64) * n  # key of (row, 0), for finding each row's run
     lower_count = np.zeros(n, dtype=np.int64)  # row r's neighbours below r: links (low, r)
-    higher_count = np.zeros(n, dtype=np.int64)
-    for begin in range(0, len(key), CHUNK):
-        block = key[begin : begin + CHUNK]
-        lower_count += np.bincount(block % n, minlength=n)
-        higher_count += np.bincount(block // n, minlength=n)
-    degree = lower_count + higher_count
+    for begin in range(0, len(keys), CHUNK):
+        lower_count += np.bincount(keys[begin : begin + CHUNK] % n, minlength=n)
+    first_key = np.searchsorted(keys, row_starts)  # where each row's run of (row, higher) keys starts
     indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(degree, out=indptr[1:])
+    np.cumsum(lower_count + np.diff(first_key), out=indptr[1:])
     indices = np.empty(int(indptr[-1]), dtype=np.int32)
-    higher_slot = indptr[:-1] + lower_count  # next free slot for a higher neighbour, per row
-    lower_slot = indptr[:-1].copy()  # next free slot for a lower neighbour, per row
-    for begin in range(0, len(key), CHUNK):
-        block = key[begin : begin + CHUNK]
-        low, high = block // n, block % n
-        for rows, columns, slot in ((low, high, higher_slot), (high, low, lower_slot)):
-            order = np.argsort(rows, kind="stable")  # keeps key order, i.e. ascending columns, within a row
-            sorted_rows = rows[order]
-            first = np.searchsorted(sorted_rows, sorted_rows)  # first position of each row in the chunk
-            rank = np.empty(len(rows), dtype=np.int64)
-            rank[order] = np.arange(len(rows)) - first
-            indices[slot[rows] + rank] = columns
-            slot += np.bincount(rows, minlength=n)
+    # Higher neighbours of row r sit after its lower ones: slot = indptr[r] + lower_count[r] + rank in run.
+    offset = lower_count
+    offset += indptr[:-1]
+    offset -= first_key[:-1]
+    _scatter_runs(keys, n, offset, indices)
+    # Lower neighbours: transpose the keys to (high, low), sort again; they open each row.
+    for begin in range(0, len(keys), SMALL_CHUNK):
+        block = keys[begin : begin + SMALL_CHUNK]
+        block[:] = (block % n) * n + block // n
+    keys.sort()
+    del first_key
+    first_key = np.searchsorted(keys, row_starts)
+    offset = np.subtract(indptr[:-1], first_key[:-1], out=offset)
+    _scatter_runs(keys, n, offset, indices)
     return Network(indptr=indptr, indices=indices)
+
+
+def _scatter_runs(keys: np.ndarray, n: int, offset: np.ndarray, indices: np.ndarray) -> None:
+    """indices[offset[row] + t] = column of key t, for sorted keys ``row * n + column``."""
+    for begin in range(0, len(keys), SMALL_CHUNK):
+        block = keys[begin : begin + SMALL_CHUNK]
+        row = block // n
+        slot = offset[row]
+        slot += np.arange(begin, begin + len(block))
+        indices[slot] = block - row * n
 
 
 def clustered_network(
@@ -318,24 +344,28 @@ def clustered_network(
     n = len(region)
     order, starts, sizes = _clusters(region, industry, n_industries)
     half_ring = int(round(mean_degree * within_industry / 2))
-    parts: list[tuple[np.ndarray, np.ndarray]] = []
-    cluster_of_pos = np.repeat(np.arange(len(sizes)), sizes)
-    pos_in_cluster = np.arange(n) - starts[cluster_of_pos]
-    size_of_pos = sizes[cluster_of_pos]
-    for d in range(1, half_ring + 1):
-        ok = size_of_pos > d  # a cluster of d members or fewer has no d-th ring neighbour
-        pos = np.nonzero(ok)[0]
-        target_pos = starts[cluster_of_pos[pos]] + (pos_in_cluster[pos] + d) % size_of_pos[pos]
-        rewire = rng.random(len(pos)) < REWIRING
-        random_pos = starts[cluster_of_pos[pos]] + (rng.random(len(pos)) * size_of_pos[pos]).astype(np.int64)
-        target_pos = np.where(rewire, random_pos, target_pos)
-        parts.append((order[pos], order[target_pos]))
     n_cross = int(round(n * mean_degree * (1.0 - within_industry) / 2))
-    if n_cross:
-        parts.append(_cross_links(rng, region, n_cross, within_region))
-    if not parts:
+    cluster_of_pos = np.repeat(np.arange(len(sizes)), sizes)
+    size_of_pos = sizes[cluster_of_pos]
+    ring_links = sum(int(sizes[sizes > d].sum()) for d in range(1, half_ring + 1))
+    if ring_links + n_cross == 0:
         return empty_network(n)
-    return _to_csr(n, parts)
+    links = _LinkKeys(n, ring_links + n_cross)
+    pos_in_cluster = np.arange(n) - starts[cluster_of_pos]
+    for d in range(1, half_ring + 1):
+        pos = np.nonzero(size_of_pos > d)[0]  # a cluster of d members or fewer has no d-th ring neighbour
+        first = starts[cluster_of_pos[pos]]
+        target_pos = first + (pos_in_cluster[pos] + d) % size_of_pos[pos]
+        rewire = rng.random(len(pos)) < REWIRING
+        random_pos = first + (rng.random(len(pos)) * size_of_pos[pos]).astype(np.int64)
+        target_pos = np.where(rewire, random_pos, target_pos)
+        del rewire, random_pos, first
+        links.add(order[pos], order[target_pos])
+        del pos, target_pos
+    del cluster_of_pos, size_of_pos, pos_in_cluster
+    if n_cross:
+        links.add(*_cross_links(rng, region, n_cross, within_region))
+    return _to_csr(n, links.keys[: links.filled])
 
 
 def networkx_clustered_network(
