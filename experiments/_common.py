@@ -5,8 +5,9 @@ figures and a short ``summary.md`` into one output folder. They share:
 
 * :class:`Parser`: argparse with one-line errors (exit 2, no usage dump), and the argument types
   :func:`positive_int` and :func:`seed`;
-* :func:`output_folder`: write into a temporary folder beside the target, then move it into
-  place, so a failed or interrupted run leaves the previous output untouched and no debris;
+* :func:`output_folder`: write into a temporary folder beside the target, then move its files
+  into place, so a failed or interrupted run leaves the previous output untouched and no debris,
+  and files of the target that the run does not write are never touched;
 * :func:`run_many`: many model runs on a spawn-context process pool (or in this process), each
   returning a small table of the metrics asked for (:func:`simulate`);
 * :func:`main`: the entry point wrapper: user errors become one line on stderr, exit 1;
@@ -70,9 +71,20 @@ def seed(text: str) -> int:
 
 
 def check_out(parser: argparse.ArgumentParser, out: Path) -> None:
-    """Refuse an ``--out`` that exists and is not a folder (one-line error)."""
+    """Refuse, before anything runs, an ``--out`` that cannot become a folder (one-line error).
+
+    ``out`` must be a folder or not exist yet; its nearest existing ancestor must be a writable
+    folder (so a long run does not end in "File exists" or "Permission denied").
+    """
     if out.exists() and not out.is_dir():
         parser.error(f"--out {str(out)!r} exists and is not a directory")
+    ancestor = out.absolute()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        parser.error(f"--out {str(out)!r}: {str(ancestor)!r} is a file, not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        parser.error(f"--out {str(out)!r}: cannot write in {str(ancestor)!r}")
 
 
 def add_run_options(parser: argparse.ArgumentParser, name: str, seeds: int, quarters: str) -> None:
@@ -107,14 +119,20 @@ def command_line(script: str, argv: Sequence[str] | None) -> str:
 # Output folders
 # --------------------------------------------------------------------------------------------
 def publish(tmp: Path, out: Path) -> None:
-    """Move the finished temporary folder to ``out``, replacing an older run."""
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.rename(out, old)
-        os.rename(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, out)
+    """Move every file of the finished temporary folder into ``out``, replacing older versions of them.
+
+    Files in ``out`` that this run did not write (a user's notes, another experiment's output)
+    are left alone: ``--out`` may be any folder, never emptied.
+    """
+    out.mkdir(exist_ok=True)
+    for item in sorted(tmp.iterdir()):
+        target = out / item.name
+        if target.is_dir() and not item.is_dir():
+            raise OSError(f"cannot write {target}: a folder of that name is in the way")
+        if item.is_dir() and target.exists():
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        os.replace(item, target)
+    tmp.rmdir()
 
 
 @contextlib.contextmanager

@@ -24,13 +24,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import Parser, output_folder, positive_int, seed
+from _common import Parser, check_out, output_folder, positive_int, seed
 
 #: Quick mode: much faster exploration decay and a short convergence window. Not the paper setting.
 QUICK = {"beta": 2e-4, "convergence_window": 2_000, "max_periods": 200_000, "sessions": 8}
 #: The paper reports an average profit gain of about 0.85; we call [0.80, 0.90] a reproduction.
 PAPER_DELTA = 0.85
 REPRODUCTION_RANGE = (0.80, 0.90)
+#: Largest state space (15 prices ^ firms) a session may have: its Q-tables take firms x states x 15
+#: x 8 bytes (4 firms: 24 MB a session), the same cap as the q_learning strategy's.
+MAX_STATES = 100_000
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,8 +61,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.sessions = QUICK["sessions"] if args.quick else 100
     if args.workers is None:
         args.workers = 1 if args.quick else min(2, os.cpu_count() or 1)
-    if args.out.exists() and not args.out.is_dir():
-        parser.error(f"--out {str(args.out)!r} exists and is not a directory")
+    if args.firms < 2:
+        parser.error("--firms must be at least 2 (with one firm the Nash and monopoly prices coincide)")
+    states = 15**args.firms
+    if states > MAX_STATES:
+        parser.error(
+            f"--firms {args.firms}: 15^{args.firms} = {states:,} states per firm is too many (at most {MAX_STATES:,})"
+        )
+    check_out(parser, args.out)
     return args
 
 

@@ -108,3 +108,30 @@ def test_out_that_is_a_file_is_refused(tmp_path):
     done = script("capex_plans.py", "--quick", "--out", str(target), cwd=tmp_path)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert target.read_text() == "keep me"
+
+
+def test_other_files_in_out_are_left_alone(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("my notes")
+    (out / "summary.md").write_text("an older summary")
+    done = script("price_war.py", "--quick", "--seeds", "1", "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (out / "notes.txt").read_text() == "my notes"
+    assert "QUICK MODE" in (out / "summary.md").read_text()  # its own files are replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+@pytest.mark.parametrize("name", ["price_war.py", "collusion.py"])
+def test_out_below_a_file_is_refused_before_anything_runs(tmp_path, name):
+    (tmp_path / "file").write_text("keep me")
+    done = script(name, "--quick", "--out", str(tmp_path / "file" / "sub"), cwd=tmp_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "is a file" in done.stderr and "runs in" not in done.stderr
+
+
+@pytest.mark.parametrize("firms", ["1", "5"])
+def test_collusion_refuses_firm_counts_it_cannot_run(tmp_path, firms):
+    done = script("collusion.py", "--quick", "--firms", firms, "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "o").exists()

@@ -98,7 +98,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{model.config.name}: quarter {quarters} of a run from {model.config.start} (seed {args.seed})")
         print(summary.to_string())
     if args.out is not None:
-        print(f"wrote {Path(args.out) / 'results.csv'}, {Path(args.out) / 'shares_and_margins.png'}")
+        out = Path(args.out)
+        print(f"wrote {out / 'results.csv'}, {out / 'summary.csv'}, {out / 'shares_and_margins.png'}")
     return 0
 
 
