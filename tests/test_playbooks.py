@@ -79,7 +79,7 @@ def test_bad_parameters_give_a_one_line_scenario_error(strategy, message):
     with pytest.raises(ScenarioError) as err:
         load_scenario("baseline", {"providers.Alibaba.strategy": strategy})
     text = str(err.value)
-    assert message in text and "\n" not in text and text.startswith("providers[0] (Alibaba).strategy")
+    assert message in text and "\n" not in text and text.startswith("providers.Alibaba.strategy")
 
 
 def test_playbooks_can_be_switched_from_the_command_line(tmp_path):

@@ -29,6 +29,17 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(message)
 
 
+def seed_int(text: str) -> int:
+    """An argument type: a random seed, a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -45,21 +56,49 @@ def parse_sets(items: list[str]) -> dict[str, object]:
     return dict(parse_override(item) for item in items)
 
 
-def write_atomically(out: Path, write: Callable[[Path], None]) -> None:
-    """Run ``write(tmpdir)``, then move every file it made into ``out``; on failure leave ``out`` as it was."""
-    out = out.resolve()
+def check_out_folder(out: Path, flag: str = "--out") -> Path:
+    """Refuse, before any work, an output folder that cannot be made: one-line CliError naming ``flag``.
+
+    ``out`` must be a folder or not exist yet, and its nearest existing ancestor a folder this
+    process may write in. Returns the absolute path.
+    """
+    out = Path(out).absolute()
     if out.exists() and not out.is_dir():
-        raise CliError(f"--out {out} exists and is not a folder")
-    parent = out.parent
+        raise CliError(f"{flag} {out} exists and is not a folder")
+    ancestor = out
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise CliError(f"{flag} {out}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise CliError(f"{flag} {out}: cannot write in {ancestor}")
+    return out
+
+
+def write_atomically(out: Path, write: Callable[[Path], None]) -> None:
+    """Run ``write(tmpdir)``, then move every file it made into ``out``; on failure leave ``out`` as it was.
+
+    The files are written beside ``out`` first; nothing is moved until every one of them is
+    written and every target is known to be free for it (no folder in the way), and each move
+    is an atomic rename, so ``out`` holds either none of the new files or all of them.
+    """
+    out = check_out_folder(out)
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise CliError(f"cannot create {parent}: {err.strerror}") from None
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+        raise CliError(f"--out {out}: cannot create {out.parent}: {err.strerror}") from None
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    except OSError as err:
+        raise CliError(f"--out {out}: cannot write in {out.parent}: {err.strerror}") from None
     try:
         write(tmp)
+        items = sorted(tmp.iterdir())
+        blocked = [out / item.name for item in items if (out / item.name).is_dir()]
+        if blocked:
+            raise CliError(f"--out {out}: a folder named {blocked[0].name} is in the way of the output file")
         out.mkdir(exist_ok=True)
-        for item in tmp.iterdir():
+        for item in items:
             os.replace(item, out / item.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -74,9 +113,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = parse_sets(args.set)
     if args.quarters is not None:
         overrides["quarters"] = args.quarters
-    model = CloudMarket(args.scenario, rng=args.seed, overrides=overrides)
-    quarters = model.config.quarters
-    show = args.progress if args.progress is not None else (model.population.n * quarters >= 2_000_000)
+    if args.out is not None:
+        check_out_folder(Path(args.out))
+    from cloudwar.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario, overrides)
+    quarters = scenario.quarters
+    show = args.progress if args.progress is not None else (scenario.enterprises * quarters >= 2_000_000)
+    if show:
+        print(f"building {scenario.enterprises:,} enterprises and their network ...", file=sys.stderr, flush=True)
+    model = CloudMarket(scenario, rng=args.seed)
     with tqdm(total=quarters, desc=f"{model.config.name}", unit="quarter", disable=not show, file=sys.stderr) as bar:
         results = model.run(progress=bar)
     summary = summary_table(results)
@@ -116,6 +162,15 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
     for key, unit, default, doc in describe_fields():
         print(f"{key:45s} {unit:28s} {default:12s} {doc}")
+    import dataclasses
+
+    from cloudwar.strategies import REGISTRY
+
+    print("\nstrategies (providers.<name>.strategy.kind) and their parameters, with defaults:")
+    for kind, cls in sorted(REGISTRY.items()):
+        summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        params = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls) if f.init)
+        print(f"  {kind:20s} {summary}\n  {'':20s} {params}")
     return 0
 
 
@@ -126,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one scenario and write its table and figure")
     run.add_argument("--scenario", default="baseline", help="shipped scenario name or TOML file (default: baseline)")
     run.add_argument("--quarters", type=positive_int, help="quarters to run (default: the scenario's)")
-    run.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    run.add_argument("--seed", type=seed_int, default=0, help="random seed, >= 0 (default: 0)")
     run.add_argument(
         "--set",
         action="append",
@@ -176,19 +231,30 @@ def _load_extensions() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _load_extensions()
     try:
+        _load_extensions()
         args = build_parser().parse_args(argv)
         return args.func(args)
     except (CliError, ScenarioError) as err:
-        print(f"cloudwar: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(err)
+    except MemoryError:
+        return _fail("out of memory: try fewer enterprises (about 250 bytes each at 20 links) or a bigger machine")
+    except BrokenPipeError:
+        # The reader went away (``cloudwar describe | head``): nothing to say, and nowhere to say it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as err:
-        print(f"cloudwar: error: {err.strerror or err}: {err.filename or ''}".rstrip(": "), file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(f"{err.strerror or err}: {err.filename or ''}".rstrip(": "))
     except KeyboardInterrupt:
         print("cloudwar: interrupted", file=sys.stderr)
         return 130
+
+
+def _fail(err: BaseException | str) -> int:
+    """Print ``cloudwar: error: ...`` on one line; the exit status of a user error."""
+    message = " ".join(str(err).split())
+    print(f"cloudwar: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import mesa
 import numpy as np
 
 from cloudwar.scenario import ProviderSpec, ScenarioError, per_region
-from cloudwar.strategies import Strategy, make_strategy
+from cloudwar.strategies import Strategy, StrategyError, make_strategy, one_line
 
 if TYPE_CHECKING:
     from cloudwar.model import CloudMarket
@@ -131,19 +131,35 @@ class Provider(mesa.Agent):
 
     # --- decisions -----------------------------------------------------------------------
     def decide(self) -> None:
-        """Ask the strategy for next quarter's prices and this quarter's capex (not yet applied)."""
+        """Ask the strategy for next quarter's prices and this quarter's capex (not yet applied).
+
+        A strategy that raises, or returns prices, capex or ecosystem spend of the wrong shape,
+        negative or not finite, stops the run with a :class:`StrategyError` naming the provider,
+        the strategy and the quarter (the original exception is its cause).
+        """
         market = self.model
-        prices = np.asarray(self.strategy.set_prices(self, market), dtype=float)
-        capex = np.asarray(self.strategy.set_capex(self, market), dtype=float)
-        if capex.shape == self.presence.shape and np.all(np.isfinite(capex)):
-            capex = self.strategy.supply_limit(self, market, capex)
-        spend = float(self.strategy.set_ecosystem_spend(self, market))
+        strategy = self.strategy
+        where = f"strategy of {self.name} ({self.spec.strategy.kind}), quarter {market.quarter}"
+        try:
+            prices = np.asarray(strategy.set_prices(self, market), dtype=float)
+            capex = np.asarray(strategy.set_capex(self, market), dtype=float)
+            if capex.shape == self.presence.shape and np.all(np.isfinite(capex)):
+                capex = strategy.supply_limit(self, market, capex)
+            spend = float(strategy.set_ecosystem_spend(self, market))
+        except ScenarioError as err:
+            raise StrategyError(f"{where}: {err}") from err
+        except Exception as err:
+            raise StrategyError(f"{where}: {type(err).__name__}: {one_line(err)}") from err
         if not np.isfinite(spend) or spend < 0:
-            raise ScenarioError(f"strategy of {self.name} returned invalid ecosystem spend {spend!r}")
+            raise StrategyError(f"{where}: invalid ecosystem spend {spend!r} (USD per quarter, finite, >= 0)")
         if prices.shape != self.prices.shape or not np.all(np.isfinite(prices)) or np.any(prices < 0):
-            raise ScenarioError(f"strategy of {self.name} returned invalid prices {prices!r}")
+            raise StrategyError(
+                f"{where}: invalid prices {_compact(prices)} (expected {self.prices.shape}, finite, >= 0)"
+            )
         if capex.shape != self.presence.shape or not np.all(np.isfinite(capex)) or np.any(capex < 0):
-            raise ScenarioError(f"strategy of {self.name} returned invalid capex {capex!r}")
+            raise StrategyError(
+                f"{where}: invalid capex {_compact(capex)} (expected {self.presence.shape}, finite, >= 0)"
+            )
         self.next_prices = prices
         self.planned_capex = capex
         self.ecosystem_spend = spend
@@ -244,3 +260,8 @@ class Provider(mesa.Agent):
         """Share of all providers' revenue, all products and regions."""
         total = self.model.total_revenue
         return self.revenue / total if total > 0 else float("nan")
+
+
+def _compact(values: np.ndarray) -> str:
+    """An array on one line, for error messages."""
+    return np.array2string(np.asarray(values), separator=", ", max_line_width=10**6, threshold=20)

@@ -12,6 +12,7 @@ Sources of the shipped values are cited next to each value in the TOML files.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -185,7 +186,7 @@ class EnterpriseSpec:
     quality_sensitivity_spread: float = _f(0.0, unit="lognormal sigma", lo=0.0, doc="dispersion of quality sensitivity")
     switching_cost: float = _f(0.0, unit="utility units", lo=0.0, doc="mean cost of leaving the current provider")
     switching_cost_spread: float = _f(0.0, unit="lognormal sigma", lo=0.0, doc="dispersion of switching cost")
-    industries: int = _f(20, unit="count", lo=1, doc="number of industries (network clusters)")
+    industries: int = _f(20, unit="count", lo=1, hi=32_767, doc="number of industries (network clusters)")
     identical: bool = _f(False, unit="flag", doc="theory mode: every enterprise has size 1 and mean sensitivities")
 
 
@@ -412,6 +413,11 @@ def _convert(t: Any, value: Any, path: str, meta: dict[str, Any]) -> Any:
         if not isinstance(value, dict):
             raise ScenarioError(f"{path}: expected a strategy name or table, got {value!r}")
         params = {k: v for k, v in value.items() if k != "kind"}
+        if params and "kind" not in value:
+            raise ScenarioError(
+                f"{path}: no 'kind' in {{{', '.join(params)}}} (e.g. {path}={{kind=\"share_first\", ...}}; "
+                f"to change one parameter, set {path}.{next(iter(params))})"
+            )
         return StrategySpec(
             kind=_check_scalar(value.get("kind", "fixed_price"), str, f"{path}.kind", {}), params=params
         )
@@ -421,7 +427,7 @@ def _convert(t: Any, value: Any, path: str, meta: dict[str, Any]) -> Any:
         (item_t,) = get_args(t)
         if not isinstance(value, list):
             raise ScenarioError(f"{path}: expected a list, got {value!r}")
-        return [_convert(item_t, v, f"{path}[{i}]", meta) for i, v in enumerate(value)]
+        return [_convert(item_t, v, _item_path(path, i, v), meta) for i, v in enumerate(value)]
     if origin is dict:
         key_t, val_t = get_args(t)
         if not isinstance(value, dict):
@@ -438,6 +444,12 @@ def _convert(t: Any, value: Any, path: str, meta: dict[str, Any]) -> Any:
             return out
         return {k: _convert(val_t, v, f"{path}.{k}", meta) for k, v in value.items()}
     return _check_scalar(value, t, path, meta)
+
+
+def _item_path(path: str, i: int, item: Any) -> str:
+    """How a list item is named in messages: ``providers.Alibaba`` (as ``--set`` addresses it), else ``list[i]``."""
+    name = item.get("name") if isinstance(item, dict) else None
+    return f"{path}.{name}" if isinstance(name, str) and name else f"{path}[{i}]"
 
 
 def _lookup(table: dict[str, dict[str, float]], product: str, region: str) -> float | None:
@@ -480,8 +492,8 @@ def _cross_check(s: Scenario) -> None:
     names = [p.name for p in s.providers]
     if len(set(names)) != len(names):
         raise ScenarioError(f"providers: names must be unique, got {', '.join(names)}")
-    for i, p in enumerate(s.providers):
-        where = f"providers[{i}] ({p.name})"
+    for p in s.providers:
+        where = f"providers.{p.name}"
         for key in ("quality", "price", "marginal_cost"):
             table = getattr(p, key)
             for prod in table:
@@ -525,9 +537,24 @@ def _cross_check(s: Scenario) -> None:
         tied = sum(p.captive_share.get(region, 0.0) for p in s.providers)
         if tied > 1.0 + 1e-9:
             raise ScenarioError(f"providers[*].captive_share.{region}: must add up to at most 1, got {tied:g}")
+    for region in s.regions:
+        if not any(p.presence.get(region, 1.0) > 0 for p in s.providers):
+            raise ScenarioError(
+                f"providers[*].presence.{region}: every provider is absent from region '{region}' (presence 0); "
+                "at least one must be present"
+            )
+    if not re.fullmatch(r"\d{4}Q[1-4]", s.start):
+        raise ScenarioError(f"start: expected a calendar quarter like 2025Q4 (YYYYQn), got {s.start!r}")
+    if s.network.kind in ("clustered", "clustered_arrays", "clustered_networkx") and s.network.mean_degree > max(
+        s.enterprises - 1, 0
+    ):
+        raise ScenarioError(
+            f"network.mean_degree: must be below the number of enterprises ({s.enterprises:,}), "
+            f"got {s.network.mean_degree:g}"
+        )
     if s.capacity.limited and any(p.capex_per_unit <= 0 for p in s.providers):
         bad = next(p.name for p in s.providers if p.capex_per_unit <= 0)
-        raise ScenarioError(f"providers ({bad}).capex_per_unit: must be > 0 when capacity.limited is true")
+        raise ScenarioError(f"providers.{bad}.capex_per_unit: must be > 0 when capacity.limited is true")
 
 
 def parse_scenario(raw: dict[str, Any]) -> Scenario:
@@ -536,11 +563,11 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
     _cross_check(scenario)
     from cloudwar.strategies import make_strategy  # validates strategy kinds and parameters once
 
-    for i, p in enumerate(scenario.providers):
+    for p in scenario.providers:
         try:
-            make_strategy(p.strategy)
+            make_strategy(p.strategy).check_scenario(scenario)
         except ScenarioError as err:
-            raise ScenarioError(f"providers[{i}] ({p.name}).strategy: {err}") from None
+            raise ScenarioError(f"providers.{p.name}.strategy: {err}") from None
     return scenario
 
 
@@ -559,21 +586,31 @@ def shipped_scenarios() -> dict[str, str]:
 
 
 def read_scenario_toml(name_or_path: str | Path) -> dict[str, Any]:
-    """The raw TOML table of a shipped scenario name or a file path."""
-    text_path = Path(name_or_path)
+    """The raw TOML table of a shipped scenario name or a file path.
+
+    A bare name (no ``/``, no ``.toml``) is a shipped scenario, even when a file or folder of
+    that name sits in the working folder (``--out baseline`` makes one); a file of that name is
+    read only if no scenario of that name is shipped. Anything else is a path.
+    """
     name = str(name_or_path)
-    if text_path.suffix == ".toml" or text_path.exists() or "/" in name:
+    text_path = Path(name_or_path)
+    bare = not isinstance(name_or_path, Path) and text_path.suffix != ".toml" and "/" not in name and "\\" not in name
+    resource = resources.files("cloudwar.scenarios") / f"{name}.toml" if bare and name else None
+    if resource is not None and resource.is_file():
+        text, origin = resource.read_text(encoding="utf-8"), f"{name}.toml"
+    elif bare and not text_path.is_file():
+        known = ", ".join(shipped_scenarios())
+        raise ScenarioError(f"unknown scenario '{name}' (shipped: {known}; or give a .toml path)")
+    else:
+        if text_path.is_dir():
+            raise ScenarioError(f"scenario {name} is a folder, not a TOML file")
         if not text_path.is_file():
             raise ScenarioError(f"scenario file not found: {name}")
-        text = text_path.read_text(encoding="utf-8")
+        try:
+            text = text_path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ScenarioError(f"{name}: not a UTF-8 text file (byte {err.start}), so not a TOML scenario") from None
         origin = name
-    else:
-        resource = resources.files("cloudwar.scenarios") / f"{name}.toml"
-        if not resource.is_file():
-            known = ", ".join(shipped_scenarios())
-            raise ScenarioError(f"unknown scenario '{name}' (shipped: {known}; or give a .toml path)")
-        text = resource.read_text(encoding="utf-8")
-        origin = f"{name}.toml"
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -581,7 +618,12 @@ def read_scenario_toml(name_or_path: str | Path) -> dict[str, Any]:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """Split ``key=value``; the value is read as a TOML value (bare words are taken as text)."""
+    """Split ``key=value``; the value is read as a TOML value.
+
+    A value that is not valid TOML is taken as text when it is a bare word (``complete``,
+    ``2025Q4``, ``best_response``); one that opens a TOML string, array or table (``"``, ``'``,
+    ``[``, ``{``) and does not parse is an error.
+    """
     if "=" not in text:
         raise ScenarioError(f"--set {text!r}: expected key=value")
     key, value_text = (part.strip() for part in text.split("=", 1))
@@ -589,7 +631,9 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ScenarioError(f"--set {text!r}: empty key")
     try:
         value = tomllib.loads(f"v = {value_text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except tomllib.TOMLDecodeError as err:
+        if value_text[:1] in ("[", "{", '"', "'"):
+            raise ScenarioError(f"--set {key}: {value_text!r} is not a valid TOML value ({err})") from None
         value = value_text
     return key, value
 
@@ -665,10 +709,20 @@ def describe_fields(cls: type = Scenario, prefix: str = "") -> list[tuple[str, s
         key = f"{prefix}{f.name}"
         t = hints[f.name]
         inner = get_args(t)[-1] if get_origin(t) in (dict, list) else t
-        if dataclasses.is_dataclass(t):
+        if t is StrategySpec:
+            rows.append(
+                (
+                    key,
+                    "table",
+                    "'fixed_price'",
+                    "{kind = NAME, PARAMETER = value, ...}: NAME is a strategy below or 'package.module:ClassName'; "
+                    f"one parameter: {key}.PARAMETER",
+                )
+            )
+        elif dataclasses.is_dataclass(t):
             rows.extend(describe_fields(t, key + "."))
         elif dataclasses.is_dataclass(inner):
-            rows.extend(describe_fields(inner, key + ("[].") if get_origin(t) is list else key + ".<name>."))
+            rows.extend(describe_fields(inner, key + ".<name>."))
         else:
             default = "" if f.default is dataclasses.MISSING else repr(f.default)
             rows.append((key, f.metadata["unit"], default, f.metadata["doc"]))

@@ -61,6 +61,7 @@ from cloudwar.scenario import ScenarioError, StrategySpec
 if TYPE_CHECKING:
     from cloudwar.model import CloudMarket
     from cloudwar.providers import Provider
+    from cloudwar.scenario import Scenario
 
 REGISTRY: dict[str, type[Strategy]] = {}
 
@@ -99,10 +100,17 @@ class Strategy:
         if self.capex_rule not in ("utilisation", "fixed", "none"):
             raise ScenarioError(f"capex_rule must be one of utilisation, fixed, none, got {self.capex_rule!r}")
 
+    def check_scenario(self, scenario: Scenario) -> None:
+        """Checks that need the scenario (its products, regions, providers); raise ScenarioError.
+
+        Called once, when the scenario is validated, after :meth:`validate`. The default checks
+        nothing; a strategy whose parameters name products or regions checks them here.
+        """
+
     def require(self, name: str, lo: float | None, hi: float | None) -> None:
         value = getattr(self, name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-            raise ScenarioError(f"parameter '{name}' must be a number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+            raise ScenarioError(f"parameter '{name}' must be a finite number, got {value!r}")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             span = (
                 f"between {lo:g} and {hi:g}"
@@ -299,6 +307,28 @@ def per_market(value: Any, name: str, market: CloudMarket) -> np.ndarray:
     return out
 
 
+def check_market_table(value: Any, name: str, scenario: Scenario) -> None:
+    """A number-or-table parameter names only the scenario's products and regions, and covers them all."""
+    if not isinstance(value, dict):
+        return
+    products, regions = scenario.product_names, scenario.region_names
+    for product, entry in value.items():
+        if product not in products:
+            raise ScenarioError(f"parameter '{name}.{product}': '{product}' is not a product of this scenario")
+        if isinstance(entry, dict):
+            for region in entry:
+                if region not in regions:
+                    raise ScenarioError(
+                        f"parameter '{name}.{product}.{region}': '{region}' is not a region of this scenario"
+                    )
+            missing = [r for r in regions if r not in entry]
+            if missing:
+                raise ScenarioError(f"parameter '{name}.{product}': no value for region '{missing[0]}'")
+    missing = [p for p in products if p not in value]
+    if missing:
+        raise ScenarioError(f"parameter '{name}': no value for product '{missing[0]}'")
+
+
 def _check_per_market(value: Any, name: str, lo: float, hi: float | None) -> None:
     """Validate a number-or-table parameter: every number in [lo, hi]."""
 
@@ -308,8 +338,8 @@ def _check_per_market(value: Any, name: str, lo: float, hi: float | None) -> Non
         return [(path, v)]
 
     for path, x in numbers(value, name):
-        if isinstance(x, bool) or not isinstance(x, int | float) or x != x:
-            raise ScenarioError(f"parameter '{path}' must be a number, got {x!r}")
+        if isinstance(x, bool) or not isinstance(x, int | float) or not np.isfinite(x):
+            raise ScenarioError(f"parameter '{path}' must be a finite number, got {x!r}")
         if x < lo or (hi is not None and x > hi):
             span = f"between {lo:g} and {hi:g}" if hi is not None else f">= {lo:g}"
             raise ScenarioError(f"parameter '{path}' must be {span}, got {x!r}")
@@ -365,6 +395,10 @@ class ShareFirst(Strategy):
         self.require("price_floor", 0.0, 100.0)
         self.require("capex_plan", 0.0, None)
         self.require_int("plan_quarters", 0, 400)
+
+    def check_scenario(self, scenario: Scenario) -> None:
+        if self.price_ratio is not None:
+            check_market_table(self.price_ratio, "price_ratio", scenario)
 
     def set_prices(self, provider: Provider, market: CloudMarket) -> np.ndarray:
         if self.harvest_quarter and market.quarter >= self.harvest_quarter:
@@ -549,11 +583,13 @@ class PriceCut(Strategy):
         if not isinstance(self.product, str) or not isinstance(self.region, str):
             raise ScenarioError("parameters 'product' and 'region' must be names")
 
-    def set_prices(self, provider: Provider, market: CloudMarket) -> np.ndarray:
-        if self.product not in market.product_names:
+    def check_scenario(self, scenario: Scenario) -> None:
+        if self.product not in scenario.product_names:
             raise ScenarioError(f"parameter 'product': '{self.product}' is not a product of this scenario")
-        if self.region != "all" and self.region not in market.region_names:
+        if self.region != "all" and self.region not in scenario.region_names:
             raise ScenarioError(f"parameter 'region': '{self.region}' is not a region of this scenario (or 'all')")
+
+    def set_prices(self, provider: Provider, market: CloudMarket) -> np.ndarray:
         prices = cost_following_prices(provider)
         if market.quarter >= self.at_quarter:
             k = market.product_names.index(self.product)
@@ -799,10 +835,18 @@ def strategy_class(kind: str) -> type[Strategy]:
     """Look up a registered strategy name, or import ``package.module:ClassName``."""
     if ":" in kind:
         module_name, _, class_name = kind.partition(":")
+        if not module_name or module_name.startswith(".") or not class_name:
+            raise ScenarioError(f"strategy '{kind}': expected 'package.module:ClassName' (an absolute module name)")
         try:
             module = importlib.import_module(module_name)
-        except ImportError as err:
-            raise ScenarioError(f"cannot import strategy module '{module_name}': {err}") from None
+        except ModuleNotFoundError as err:
+            raise ScenarioError(
+                f"cannot import strategy module '{module_name}': {err} (is its folder on PYTHONPATH?)"
+            ) from None
+        except Exception as err:  # the user's module itself fails: report it, not a traceback
+            raise ScenarioError(
+                f"cannot import strategy module '{module_name}': {type(err).__name__}: {one_line(err)}"
+            ) from err
         cls = getattr(module, class_name, None)
         if not (isinstance(cls, type) and issubclass(cls, Strategy)):
             raise ScenarioError(f"'{kind}' is not a cloudwar.strategies.Strategy subclass")
@@ -813,12 +857,32 @@ def strategy_class(kind: str) -> type[Strategy]:
 
 
 def make_strategy(spec: StrategySpec) -> Strategy:
-    """A fresh, validated strategy object for a provider."""
+    """A fresh, validated strategy object for a provider.
+
+    A user's class that raises anything but ScenarioError while it is built or validated is
+    reported as a ScenarioError naming the class (the original exception is its cause).
+    """
     cls = strategy_class(spec.kind)
-    allowed = {f.name for f in dataclasses.fields(cls)}
+    allowed = {f.name for f in dataclasses.fields(cls) if f.init} if dataclasses.is_dataclass(cls) else set()
     unknown = sorted(set(spec.params) - allowed)
     if unknown:
         raise ScenarioError(
             f"unknown parameter '{unknown[0]}' for strategy '{spec.kind}' (allowed: {', '.join(sorted(allowed))})"
         )
-    return cls(**spec.params)
+    try:
+        return cls(**spec.params)
+    except ScenarioError:
+        raise
+    except Exception as err:
+        raise ScenarioError(
+            f"strategy '{spec.kind}' could not be built: {type(err).__name__}: {one_line(err)}"
+        ) from err
+
+
+def one_line(err: BaseException | str) -> str:
+    """An exception's message (or a text) on one line, for one-line error reports."""
+    return " ".join(str(err).split()) or (type(err).__name__ if isinstance(err, BaseException) else "")
+
+
+class StrategyError(ScenarioError):
+    """A strategy failed while the model ran (raised, or returned invalid decisions)."""
