@@ -35,6 +35,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cloudwar.cli import positive_int as cli_positive_int
+from cloudwar.cli import seed_int as cli_seed_int
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -48,43 +51,23 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def positive_int(text: str) -> int:
-    """An argument type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def seed(text: str) -> int:
-    """An argument type: a non-negative whole number."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer seed, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer seed, got {text!r}")
-    return value
+# The argument types of the command line: a whole number >= 1, and a seed (a whole number >= 0).
+positive_int = cli_positive_int
+seed = cli_seed_int
 
 
 def check_out(parser: argparse.ArgumentParser, out: Path) -> None:
     """Refuse, before anything runs, an ``--out`` that cannot become a folder (one-line error).
 
-    ``out`` must be a folder or not exist yet; its nearest existing ancestor must be a writable
-    folder (so a long run does not end in "File exists" or "Permission denied").
+    The same check as ``cloudwar run``'s: ``out`` is a folder or does not exist yet, and its
+    nearest existing ancestor is a folder this process may write in.
     """
-    if out.exists() and not out.is_dir():
-        parser.error(f"--out {str(out)!r} exists and is not a directory")
-    ancestor = out.absolute()
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        parser.error(f"--out {str(out)!r}: {str(ancestor)!r} is a file, not a directory")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        parser.error(f"--out {str(out)!r}: cannot write in {str(ancestor)!r}")
+    from cloudwar.cli import CliError, check_out_folder
+
+    try:
+        check_out_folder(out)
+    except CliError as err:
+        parser.error(str(err))
 
 
 def add_run_options(parser: argparse.ArgumentParser, name: str, seeds: int, quarters: str) -> None:
