@@ -112,6 +112,7 @@ def test_bad_controls_become_a_message_not_an_exception(inputs, message):
 
 def test_a_failing_quarter_stops_the_session_with_a_message(monkeypatch):
     session = app.MarketSession()
+    session.step()
 
     def broken_step():
         session.market.quarter += 1
@@ -120,7 +121,40 @@ def test_a_failing_quarter_stops_the_session_with_a_message(monkeypatch):
     monkeypatch.setattr(session.market, "step", broken_step)
     session.step()
     assert not session.running
-    assert session.error == "Quarter 1 failed: ValueError: the books do not balance"
+    assert session.error == "Quarter 2 failed: ValueError: the books do not balance"
+    # the page still draws, from the last completed quarter
+    assert session.quarter == 1
+    assert "Quarter 1 of 40" in app.summary_html(session)
+    assert all(session.chart_png(name, draw).startswith(b"\x89PNG") for name, draw in app.CHARTS.items())
+
+
+@pytest.mark.parametrize("provider", ["Alibaba", "Tencent"])
+def test_a_strategy_that_fails_in_a_real_quarter_leaves_a_drawable_page(provider):
+    # q_learning needs one learner per market with few providers: in the baseline it fails in quarter 1
+    session = app.MarketSession(**{"enterprises": 1000, f"strategy: {provider}": "q_learning"})
+    assert session.error is None
+    session.step()
+    assert session.error is not None and session.error.startswith("Quarter 1 failed:") and "\n" not in session.error
+    assert session.quarter == 0 and not session.running
+    assert "Quarter 0 of 40" in app.summary_html(session)
+    assert all(session.chart_png(name, draw).startswith(b"\x89PNG") for name, draw in app.CHARTS.items())
+
+
+def test_the_session_stops_at_the_end_of_the_scenario():
+    session = app.MarketSession(enterprises=500, preset="calvano_duopoly")
+    quarters = session.market.config.quarters
+    for _ in range(quarters + 5):  # SolaraViz's render interval steps without looking at running
+        session.step()
+    assert session.quarter == quarters and not session.running and session.error is None
+
+
+def test_joint_profit_alone_in_a_market_prices_within_the_ceiling():
+    session = app.MarketSession(**{"enterprises": 1000, "strategy: Tencent": "joint_profit"})
+    for _ in range(3):
+        session.step()
+    assert session.error is None, session.error
+    prices = session.market.prices
+    assert np.all(np.isfinite(prices)) and prices.max() < 1e3
 
 
 def test_controls_from_the_sidebar_are_parsed_once():
@@ -134,9 +168,14 @@ def test_controls_from_the_sidebar_are_parsed_once():
 def test_strategy_choices_follow_the_registry():
     params = app.model_params()
     assert params["strategy: Alibaba"]["values"] == [app.PRESETS_OWN, *sorted(REGISTRY)]
-    assert [k.removeprefix(app.STRATEGY_KEY) for k in params if k.startswith(app.STRATEGY_KEY)] == (
-        BASELINE.provider_names
-    )
+    # every shipped preset's providers, the default preset's first; the others say where they belong
+    theory = load_scenario("calvano_duopoly").provider_names
+    assert [k.removeprefix(app.STRATEGY_KEY) for k in params if k.startswith(app.STRATEGY_KEY)] == [
+        *BASELINE.provider_names,
+        *theory,
+    ]
+    assert params[f"{app.STRATEGY_KEY}{theory[0]}"]["label"] == f"{theory[0]} (calvano_duopoly only)"
+    assert params["strategy: Alibaba"]["label"] == "Alibaba"
 
     @dataclasses.dataclass
     class Dashboarded(Strategy):  # registering a playbook is all it takes to offer it

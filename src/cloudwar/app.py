@@ -69,7 +69,7 @@ from mesa.visualization import SolaraViz
 from cloudwar.model import CloudMarket
 from cloudwar.results import ALL, metric_table
 from cloudwar.scenario import Scenario, ScenarioError, load_scenario, shipped_scenarios
-from cloudwar.strategies import REGISTRY, strategy_class
+from cloudwar.strategies import REGISTRY, one_line, strategy_class
 
 logger = logging.getLogger(__name__)
 
@@ -272,32 +272,39 @@ class MarketSession(mesa.Model):
         self.running = self.market is not None
 
     def step(self) -> None:
-        """One quarter of the market."""
-        if self.market is None or self.error is not None:
+        """One quarter of the market; nothing once the run is over or has failed.
+
+        SolaraViz calls this ``render_interval`` times in a row without looking at
+        :attr:`running`, so the end of the scenario is checked here. The page may be drawn from
+        another thread while a quarter runs ("Use Threads"): the quarter runs under the
+        session's lock, and everything drawn reads the last completed quarter.
+        """
+        if self.market is None or self.error is not None or not self.market.running:
             self.running = False
             return
-        try:
-            self.market.step()
-        except ScenarioError as err:  # e.g. a strategy's invalid decision
-            self.error = f"Quarter {self.market.quarter} failed: {err}"
-        except Exception as err:  # a bug, but the page must say so rather than die
-            logger.exception("quarter %d failed", self.market.quarter)
-            self.error = f"Quarter {self.market.quarter} failed: {type(err).__name__}: {err}"
-        if self.error is not None:
-            self.running = False
-            return
-        self.running = self.market.running
+        with self._lock:
+            try:
+                self.market.step()
+            except ScenarioError as err:  # e.g. a strategy's invalid decision
+                self.error = f"Quarter {self.market.quarter} failed: {one_line(err)}"
+            except Exception as err:  # a bug, but the page must say so rather than die
+                logger.exception("quarter %d failed", self.market.quarter)
+                self.error = f"Quarter {self.market.quarter} failed: {type(err).__name__}: {one_line(err)}"
+        self.running = self.error is None and self.market.running
 
     @property
     def quarter(self) -> int:
-        return self.market.quarter if self.market is not None else 0
+        """The last completed quarter (0 before the first): what the page shows."""
+        if self.market is None or not self.market.records:
+            return 0
+        return int(self.market.records[-1]["quarter"])
 
     def results(self) -> pd.DataFrame:
-        """The market's tidy results so far, computed once per quarter."""
+        """The market's tidy results up to the last completed quarter, computed once per quarter."""
         assert self.market is not None
         with self._lock:
-            if self._results is None or self._results[0] != self.market.quarter:
-                self._results = (self.market.quarter, self.market.results())
+            if self._results is None or self._results[0] != self.quarter:
+                self._results = (self.quarter, self.market.results())
             return self._results[1]
 
     def chart_png(self, name: str, draw: Callable[[MarketSession], Figure]) -> bytes:
@@ -395,7 +402,7 @@ def _results_or_note(session: MarketSession, ax: Any) -> pd.DataFrame | None:
     if session.market is None:
         _note(ax, "no model: see the message in the summary")
         return None
-    if session.market.quarter == 0:
+    if session.quarter == 0:
         _note(ax, "quarter 0: press Step or \u25b6 to run")
         return None
     return session.results()
@@ -490,11 +497,14 @@ def draw_utilisation(session: MarketSession) -> Figure:
 
 
 def draw_cash_flow(session: MarketSession) -> Figure:
-    """Cumulative free cash flow by provider (USD bn)."""
+    """Cumulative free cash flow by provider (USD bn; plain USD for a small theory market)."""
     fig, ax = _figure("cumulative free cash flow", "USD bn")
     results = _results_or_note(session, ax)
     if results is not None:
-        _lines(ax, metric_table(results, "cumulative_free_cash_flow"), session, 1e-9)
+        wide = metric_table(results, "cumulative_free_cash_flow")
+        large = np.nanmax(np.abs(wide.to_numpy()), initial=0.0) >= 1e8
+        ax.set_ylabel("USD bn" if large else "USD")
+        _lines(ax, wide, session, 1e-9 if large else 1.0)
         ax.axhline(0, color="black", linewidth=0.8)
     return fig
 
@@ -555,10 +565,10 @@ def summary_table(session: MarketSession) -> pd.DataFrame:
     columns = [f"{market_label(*m)} share" for m in chart_markets(market.config)]
     columns += ["operating margin", "cum. FCF (USD bn)"]
     table = pd.DataFrame(index=pd.Index(market.provider_names, name="provider"), columns=columns, dtype=float)
-    if market.quarter == 0:
+    if session.quarter == 0:
         return table
     results = session.results()
-    last = results[results.quarter == market.quarter]
+    last = results[results.quarter == session.quarter]
     for region, product in chart_markets(market.config):
         rows = last[(last.metric == "revenue_share") & (last.region == region) & (last["product"] == product)]
         table[f"{market_label(region, product)} share"] = rows.set_index("provider")["value"].reindex(table.index)
@@ -590,15 +600,17 @@ def summary_html(session: MarketSession) -> str:
     if market is None or c is None:
         return "<p>No model. Change the controls and press <b>Reset</b>.</p>"
     config = market.config
-    when = f" ({calendar_quarter(config.start, market.quarter)})" if market.quarter else ""
+    quarter = session.quarter
+    when = f" ({calendar_quarter(config.start, quarter)})" if quarter else ""
     parts = [
-        f'<h3 class="cloudwar-quarter">Quarter {market.quarter} of {config.quarters}{when}</h3>',
+        f'<h3 class="cloudwar-quarter">Quarter {quarter} of {config.quarters}{when}</h3>',
         f"<p>Preset <b>{escape(config.name)}</b>, seed {c.seed}, {market.population.n:,} enterprises; "
         f"switching cost {config.enterprise.switching_cost:.2f}, network weight {config.choice.network_weight:.2f}"
         f"{_alibaba_settings(c, market)}.</p>",
+        f'<p class="cloudwar-strategies">Strategies: {escape(_strategies(config))}.</p>',
     ]
     table = summary_table(session)
-    if market.quarter == 0:
+    if quarter == 0:
         parts.append(f"<p>The run starts in {escape(config.start)}: press <b>Step</b> or \u25b6.</p>")
     else:
         above = [name for name, value in table["operating margin"].items() if value >= AWS_MARGIN]
@@ -621,6 +633,16 @@ def summary_html(session: MarketSession) -> str:
 
 def _bn(value: float) -> str:
     return "" if pd.isna(value) else f"{value:,.1f}"
+
+
+def _strategies(config: Scenario) -> str:
+    """'Alibaba share_first, Tencent platform_embedded, AWS margin_discipline, the other 6 cost_plus'."""
+    kinds = [(p.name, p.strategy.kind) for p in config.providers]
+    common, n = collections.Counter(kind for _, kind in kinds).most_common(1)[0]
+    if n < 3:
+        return ", ".join(f"{name} {kind}" for name, kind in kinds)
+    named = [f"{name} {kind}" for name, kind in kinds if kind != common]
+    return ", ".join([*named, f"the other {n} {common}" if named else f"all {common}"])
 
 
 def _alibaba_settings(c: Controls, market: CloudMarket) -> str:
@@ -711,8 +733,16 @@ def model_params(preset: str = DEFAULT_PRESET) -> dict[str, dict[str, Any]]:
             "label": "Network effect (x preset's)",
         },
     }
-    for name in load_scenario(preset).provider_names:
-        params[f"{STRATEGY_KEY}{name}"] = {"type": "Select", "value": PRESETS_OWN, "values": kinds, "label": name}
+    # One strategy choice per provider of every shipped preset (SolaraViz's controls are fixed once
+    # the page is built): the chosen preset's providers first, others labelled with their presets.
+    owners: dict[str, list[str]] = {name: [preset] for name in load_scenario(preset).provider_names}
+    for other in shipped_scenarios():
+        if other != preset:
+            for name in load_scenario(other).provider_names:
+                owners.setdefault(name, []).append(other)
+    for name, presets in owners.items():
+        label = name if preset in presets else f"{name} ({', '.join(presets)} only)"
+        params[f"{STRATEGY_KEY}{name}"] = {"type": "Select", "value": PRESETS_OWN, "values": kinds, "label": label}
     return params
 
 

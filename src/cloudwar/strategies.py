@@ -825,7 +825,11 @@ class JointProfit(Strategy):
                     options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 2000},
                 )
                 result = optimize.minimize(
-                    joint, result.x, method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-15, "maxiter": 4000}
+                    joint,
+                    result.x,
+                    method="Nelder-Mead",
+                    bounds=list(zip(costs, high, strict=True)),  # alone in a market, profit rises without end
+                    options={"xatol": 1e-10, "fatol": 1e-15, "maxiter": 4000},
                 )
                 new[k, r] = float(result.x[present.index(provider.index)])
         return new
