@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import SALib  # noqa: F401  (the test command installs it: a missing SALib is a failure, not a skip)
 
 from cloudwar.cli import CliError, main
 from cloudwar.sensitivity import (
@@ -18,8 +19,6 @@ from cloudwar.sensitivity import (
     sample,
 )
 from cloudwar.sweep import read_sweep
-
-pytest.importorskip("SALib")
 
 
 def ishigami(x: np.ndarray, a: float = 7.0, b: float = 0.1) -> np.ndarray:
@@ -140,6 +139,11 @@ def test_sobol_on_the_model(tmp_path, capsys):
     assert main([*design, "--output", "npv,provider=Alibaba"]) == 0
     assert "all 40 runs were already done" in capsys.readouterr().err
     assert set(pd.read_csv(out / "indices.csv")["output"]) == {"npv (provider=Alibaba)"}
+    # The same command again gives the same file, bootstrap confidence intervals included
+    # (SALib leaves its bootstrap unseeded for a seed of 0, the default).
+    first = (out / "indices.csv").read_bytes()
+    assert main([*design, "--output", "npv,provider=Alibaba"]) == 0
+    assert (out / "indices.csv").read_bytes() == first
 
 
 def test_morris_on_the_model_rounds_whole_number_keys(tmp_path, capsys):
@@ -164,6 +168,7 @@ def test_sensitivity_input_errors_are_one_line(tmp_path, capsys):
         (["--param", "enterprise.switching_cost=-1:1", "--output", "hhi"], "must be >= 0"),
         (["--param", "choice.network_weight=0:1", "--output", "hhi", "--samples", "6"], "power of 2"),
         (["--output", "hhi"], "at least one key=low:high"),
+        (["--param", "choice.network_weight=0:1", "--output", "nosuchmetric"], "no metric 'nosuchmetric'"),
     ]
     for extra, message in cases:
         assert main([*base, *extra]) == 2

@@ -219,9 +219,11 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
     assert runs["status"].tolist() == ["error", "ok"]
     assert runs.loc[0, "error"].startswith("ScenarioError: regions.")
     assert set(metrics["run"]) == {1}
-    # A rerun does not retry it: an error is a result.
-    assert main([*args, "--workers", "1", "--out", str(tmp_path)]) == 0
-    assert "already done" in capsys.readouterr().out
+    # A rerun does not retry it (an error is a result) but still says so, with the same exit status.
+    assert main([*args, "--workers", "1", "--out", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert "already done" in captured.out
+    assert "1 runs ended with an error, 1 of them in an earlier invocation" in captured.err
 
 
 # ------------------------------------------------------------------------------------------
@@ -354,8 +356,7 @@ def _stop(process: subprocess.Popen) -> None:
 @pytest.fixture(scope="module")
 def dask_cluster(tmp_path_factory):
     """A Dask scheduler and two single-threaded worker processes on 127.0.0.1, as subprocesses."""
-    pytest.importorskip("distributed")
-    from distributed import Client
+    from distributed import Client  # the test command installs it: missing is a failure, not a skip
 
     base = tmp_path_factory.mktemp("dask")
     dask = str(Path(sys.executable).with_name("dask"))
@@ -501,3 +502,50 @@ def test_an_interrupted_sweep_resumes_without_doing_a_run_twice(tmp_path, how):
     assert again.returncode == 0, again.stderr
     assert f"ran {12 - saved} of 12 runs ({saved} already done)" in again.stdout
     assert_every_run_once(out, 12)
+
+
+@pytest.mark.slow
+def test_pool_workers_end_when_the_command_alone_is_killed(tmp_path):
+    import psutil
+
+    out = tmp_path / "out"
+    args = ["sweep", *SLOWER, *SLOWER_GRID, "--seeds", "2", "--workers", "2", "--batch-size", "1"]
+    process = _start_sweep(args, out, start_new_session=True)
+    try:
+        _wait_for_parts(out, process)
+        descendants = psutil.Process(process.pid).children(recursive=True)
+        assert descendants, "no pool processes found"
+        os.kill(process.pid, signal.SIGKILL)  # only the command: its fork server and workers are orphaned
+        process.communicate(timeout=60)  # returns only once no orphan holds its output open
+        _, alive = psutil.wait_procs(descendants, timeout=20)
+        assert not alive, f"processes left behind: {alive}"
+    finally:
+        _stop(process)
+    assert_every_run_once(out, len(read_sweep(out)[0]))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--timeout", "nan"], "--timeout: expected seconds"),
+        (["--timeout", "-1"], "--timeout: expected seconds"),
+        (["--scheduler", ""], "--scheduler: empty address"),
+        (["--scheduler", "tls://127.0.0.1:1", "--timeout", "2"], "cannot reach the Dask scheduler"),
+        (["--grid", 'providers.Alibaba.strategy={kind="cost_plus"'], "--grid providers.Alibaba.strategy: "),
+    ],
+)
+def test_more_bad_execution_options_are_one_line(args, message, tmp_path):
+    done = cloudwar("sweep", "--grid", "quarters=2", *args, "--out", str(tmp_path / "out"))
+    assert done.returncode == 2
+    assert done.stderr.startswith("cloudwar: error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert message in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_grid_values_may_be_inline_tables_with_commas():
+    grid = parse_grid(['providers.Alibaba.strategy={kind="cost_plus", markup=0.4},{kind="cost_plus", markup=0.6}'])
+    assert grid["providers.Alibaba.strategy"] == [
+        {"kind": "cost_plus", "markup": 0.4},
+        {"kind": "cost_plus", "markup": 0.6},
+    ]
+    assert parse_grid(['name="a,b",c']) == {"name": ["a,b", "c"]}

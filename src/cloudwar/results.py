@@ -45,6 +45,29 @@ if TYPE_CHECKING:
 
 ALL = "all"
 COLUMNS = ["quarter", "provider", "region", "product", "metric", "value"]
+#: Every metric of the tidy table (the docstring's table); ai_adoption only with an AI product.
+METRICS = (
+    "price",
+    "revenue",
+    "revenue_share",
+    "customers",
+    "customer_share",
+    "served_volume",
+    "demand_volume",
+    "operating_income",
+    "operating_margin",
+    "churn",
+    "capacity",
+    "capacity_utilisation",
+    "service_level",
+    "capex",
+    "depreciation",
+    "free_cash_flow",
+    "cumulative_free_cash_flow",
+    "npv",
+    "hhi",
+    "ai_adoption",
+)
 
 
 def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -129,7 +129,12 @@ def parse_output(text: str) -> Output:
 
 
 def check_output(output: Output, scenario: Scenario) -> None:
-    """Fail before running if ``output`` names a provider, region or product the scenario lacks."""
+    """Fail before running if ``output`` names a metric, provider, region or product the runs will not have."""
+    from cloudwar.results import METRICS
+
+    known = [m for m in METRICS if m != "ai_adoption" or "ai" in scenario.product_names]
+    if output.metric not in known:
+        raise CliError(f"--output {output.label}: no metric {output.metric!r} (known: {', '.join(known)})")
     for column, names in (
         ("provider", scenario.provider_names),
         ("region", scenario.region_names),
@@ -230,6 +235,17 @@ def _require_salib() -> None:
         raise CliError("sensitivity analysis needs SALib: pip install 'cloudwar[sensitivity]'") from None
 
 
+def _analysis_seed(seed: int) -> int:
+    """The seed of SALib's bootstrap confidence intervals, derived from ``seed`` and never 0.
+
+    SALib seeds its bootstrap only ``if seed:``, so a seed of 0 would leave the intervals to
+    chance; the sweep's default seed is 0.
+    """
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, 0x5A1B]).generate_state(1)[0]) or 1
+
+
 def analyze(
     method: str,
     problem: dict[str, Any],
@@ -250,7 +266,7 @@ def analyze(
         from SALib.analyze import sobol
 
         with np.errstate(divide="ignore", invalid="ignore"):
-            si = sobol.analyze(problem, y, calc_second_order=second_order, seed=seed)
+            si = sobol.analyze(problem, y, calc_second_order=second_order, seed=_analysis_seed(seed))
         for i, name in enumerate(names):
             rows.append((name, "S1", si["S1"][i], si["S1_conf"][i]))
             rows.append((name, "ST", si["ST"][i], si["ST_conf"][i]))
@@ -261,7 +277,7 @@ def analyze(
     elif method == "morris":
         from SALib.analyze import morris
 
-        si = morris.analyze(problem, x, y, num_levels=levels, seed=seed)
+        si = morris.analyze(problem, x, y, num_levels=levels, seed=_analysis_seed(seed))
         for i, name in enumerate(names):
             rows.append((name, "mu", si["mu"][i], np.nan))
             rows.append((name, "mu_star", si["mu_star"][i], si["mu_star_conf"][i]))

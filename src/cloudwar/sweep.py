@@ -90,14 +90,40 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
             raise CliError(f"--grid {item!r}: empty key")
         if key in grid:
             raise CliError(f"--grid {key}: given twice (list all its values in one --grid)")
-        texts = [t.strip() for t in text.split(",")]
+        texts = [t.strip() for t in split_values(text)]
         if not text.strip() or any(not t for t in texts):
             raise CliError(f"--grid {key}: empty value in {text!r} (expected {key}=value1,value2,...)")
-        values = [parse_override(f"{key}={t}")[1] for t in texts]
+        try:
+            values = [parse_override(f"{key}={t}")[1] for t in texts]
+        except ScenarioError as err:
+            raise CliError(f"--grid {str(err).removeprefix('--set ')}") from None
         if len({canonical_json(v) for v in values}) != len(values):
             raise CliError(f"--grid {key}: a value is listed twice in {text!r}")
         grid[key] = values
     return grid
+
+
+def split_values(text: str) -> list[str]:
+    """Split at the commas that separate values: not inside quotes, arrays or inline tables.
+
+    ``'0.2,0.5'`` -> two values; ``'{kind="cost_plus", markup=0.4},{kind="cost_plus", markup=0.6}'`` -> two tables.
+    """
+    parts, depth, quote, start = [], 0, "", 0
+    for i, char in enumerate(text):
+        if quote:
+            if char == quote and text[i - 1] != "\\":
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+        elif char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
 
 
 def grid_points(grid: dict[str, list[Any]]) -> list[tuple[Any, ...]]:
@@ -460,12 +486,20 @@ class SweepFolder:
 
     # --- reading ---------------------------------------------------------------------------
     def finished_runs(self) -> set[int]:
+        return set(self._statuses())
+
+    def error_runs(self) -> set[int]:
+        """Finished runs whose status is ``error``."""
+        return {run for run, status in self._statuses().items() if status != "ok"}
+
+    def _statuses(self) -> dict[int, str]:
         import pyarrow.parquet as pq
 
-        done: set[int] = set()
+        statuses: dict[int, str] = {}
         for part in sorted(self.runs_dir.glob("part-*.parquet")):
-            done.update(pq.read_table(part, columns=["run"]).column("run").to_pylist())
-        return done
+            table = pq.read_table(part, columns=["run", "status"])
+            statuses.update(zip(table.column("run").to_pylist(), table.column("status").to_pylist(), strict=True))
+        return statuses
 
     # --- writing ---------------------------------------------------------------------------
     def write(self, plan: SweepPlan, result: BatchResult) -> None:
@@ -621,6 +655,7 @@ class SweepReport:
     already_done: int
     ran: int = 0
     errors: int = 0  # runs of this invocation that ended with status "error"
+    earlier_errors: int = 0  # runs of earlier invocations that ended with status "error"
     missing: int = 0  # runs left for the next invocation (their worker died MAX_ATTEMPTS times)
     seconds: float = 0.0
     backend: str = ""
@@ -650,7 +685,9 @@ def run_sweep(
         folder.open(plan)
         done = folder.finished_runs()
         todo = [r for r in range(plan.n_runs) if r not in done]
-        report = SweepReport(total=plan.n_runs, already_done=plan.n_runs - len(todo))
+        report = SweepReport(
+            total=plan.n_runs, already_done=plan.n_runs - len(todo), earlier_errors=len(folder.error_runs())
+        )
         if not todo:
             return report
         n_workers = max(sum(client.nthreads().values()), 1) if client is not None else (workers or 1)
@@ -697,9 +734,39 @@ def run_sweep(
             client.close()
 
 
-def _worker_init() -> None:
+def _worker_init(coordinator: int | None = None) -> None:
     # Ctrl-C goes to the whole process group; only the coordinating process handles it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if coordinator is not None:
+        threading.Thread(target=_exit_with, args=(coordinator,), name="cloudwar-watchdog", daemon=True).start()
+
+
+def _exit_with(coordinator: int, interval: float = 0.5) -> None:
+    """End this worker once the coordinating process is gone (killed with -9, say).
+
+    Pool workers are children of the fork server, not of the command, so nothing else would
+    stop them: they would finish their batch for nobody and hold the command's output open.
+    """
+    while _alive(coordinator):
+        time.sleep(interval)
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs: it exists and (on Linux) is not a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # the pid now belongs to another user's process: ours is gone
+            return False
+        return True
 
 
 @contextlib.contextmanager
@@ -754,7 +821,9 @@ def _run_pool(
         with _single_threaded_blas():
             while queue or inflight:
                 if executor is None:
-                    executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init)
+                    executor = ProcessPoolExecutor(
+                        workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)
+                    )
                 broken = False
                 # Only as many batches in flight as workers, so a broken pool costs only those.
                 while queue and len(inflight) < workers:
@@ -823,6 +892,8 @@ def _connect(address: str, timeout: float) -> Any:
         client = Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError, TypeError) as err:
         detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        del err
+        _collect_quietly()  # the half-built Client's __del__ would print a traceback at exit
         raise CliError(f"cannot reach the Dask scheduler at {address} ({detail})") from None
     try:
         client.wait_for_workers(1, timeout=timeout)
@@ -841,6 +912,24 @@ def _connect(address: str, timeout: float) -> Any:
         found = ", ".join(sorted(versions))
         raise CliError(f"the Dask workers at {address} run cloudwar {found}, this is {__version__}")
     return client
+
+
+def _collect_quietly() -> None:
+    """Silence the finalizer of a Client that failed to connect, now and whenever it runs.
+
+    distributed's ``Client.__del__`` tries to close the connection that never opened and, at
+    exit, prints a traceback after our one-line error. Only that finalizer is silenced.
+    """
+    import gc
+
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if "Client.__del__" not in getattr(unraisable.object, "__qualname__", ""):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    gc.collect()
 
 
 def _cloudwar_version() -> str:
@@ -919,15 +1008,28 @@ def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
         default="summary",
         help="summary: world rows of every quarter + all rows of the final quarter; all: everything",
     )
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the Dask scheduler")
+    parser.add_argument("--timeout", type=seconds, default=10.0, help="seconds to wait for the Dask scheduler")
     parser.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a terminal)"
     )
     parser.add_argument("--out", required=True, help="folder for the results (resumed if it holds this sweep)")
 
 
+def seconds(text: str) -> float:
+    """An argument type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds (a number > 0), got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected seconds (a finite number > 0), got {text!r}")
+    return value
+
+
 def execute(args: argparse.Namespace, plan: SweepPlan) -> SweepReport:
     """Run ``plan`` as the command line asked (shared by ``sweep`` and ``sensitivity``)."""
+    if args.scheduler is not None and not args.scheduler.strip():
+        raise CliError("--scheduler: empty address (expected tcp://HOST:PORT)")
     if args.scheduler and args.workers:
         raise CliError("--workers does not apply with --scheduler (the cluster has its own workers)")
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
@@ -965,9 +1067,11 @@ def describe_report(report: SweepReport, out: str) -> str:
 def report_problems(report: SweepReport, out: str) -> int:
     """Print what went wrong, if anything; the exit status."""
     status = 0
-    if report.errors:
+    errors = report.errors + report.earlier_errors
+    if errors:
+        earlier = f", {report.earlier_errors} of them in an earlier invocation" if report.earlier_errors else ""
         print(
-            f"cloudwar: warning: {report.errors} runs ended with an error (columns status and error of {out}/runs)",
+            f"cloudwar: warning: {errors} runs ended with an error{earlier} (columns status and error of {out}/runs)",
             file=sys.stderr,
         )
         status = 1
@@ -995,7 +1099,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     )
     report = execute(args, plan)
     print(describe_report(report, args.out))
-    print(f"tables: {Path(args.out) / 'runs'} ({plan.n_runs} runs), {Path(args.out) / 'metrics'}")
+    finished = report.already_done + report.ran
+    print(f"tables: {Path(args.out) / 'runs'} ({finished} of {plan.n_runs} runs), {Path(args.out) / 'metrics'}")
     return report_problems(report, args.out)
 
 
