@@ -33,7 +33,11 @@ own logit over the whole population (heterogeneous sensitivities included), so t
 up to the iteration's convergence. Writes the fitted values into the scenario TOML
 (comments kept) and prints a target-against-simulated table.
 
-The fit runs at the scenario's own population (20,000 enterprises for the baseline) and seed 0.
+The fit runs at the scenario's own population (20,000 enterprises for the baseline) and seed 0,
+in passes of shares then finance (capex scale, growth, fixed opex, in rounds until each of
+their targets is met within ``FINANCE_TOLERANCE``). A pass begins by checking every target; a
+file that already meets them all is left exactly as it is, so calibrating twice gives the
+same file (``tests/test_calibration.py`` checks that the shipped baseline is such a file).
 
 Usage: python experiments/calibrate.py [--scenario PATH] [--check] [--seed S]
 """
@@ -107,6 +111,19 @@ GROWTH_QUARTERS = 4  # growth is measured from quarter 1 to quarter 1 + GROWTH_Q
 CAPEX_TARGET_RMB = 120e9  # facts.md: Alibaba AI + cloud capex, last four quarters
 SHARE_SEEDS = range(4)  # quarter-1 shares are averaged over these seeds for the start correction
 SHARE_ROUNDS = 4  # rounds of that correction at most
+FINANCE_ROUNDS = 6  # rounds of the capex-growth-opex fit at most (it stops once every target is met)
+OUTER_ROUNDS = 3  # passes of shares-then-finance at most (a pass starts by checking whether both hold)
+SHARE_TOLERANCE = 0.004  # the share fit stops when quarter-1 shares are this close to the facts
+SHARE_CHECK_TOLERANCE = 0.006  # a pass is not needed when they are this close (finance moves them a little)
+#: How close the finance targets must be for the fit to stop: capex within 2% (relative), growth
+#: within 0.5 points, margins within 0.2 points.
+FINANCE_TOLERANCE = {
+    "capex": 0.02,
+    "market_growth": 0.005,
+    "alibaba_growth": 0.005,
+    "margin Alibaba": 0.002,
+    "margin AWS": 0.002,
+}
 
 #: (label, target, low, high): each checked figure and the band the calibrated baseline must hit.
 #: Tolerances: shares within 3 points (China AI) or 1 point (world cloud), growth within 5 points,
@@ -321,6 +338,46 @@ def fit_capex_scale(path: Path, seed: int, rounds: int = 3) -> float:
     return total
 
 
+def fitted_opex(path: Path, seed: int) -> dict[str, float]:
+    """Fixed opex (USD per quarter) of each provider in MARGIN_TARGETS that gives it its quarter-1 margin."""
+    model = cloudwar.CloudMarket(path, rng=seed)
+    model.step()
+    opex = {}
+    for provider in model.providers_list:
+        if provider.name in MARGIN_TARGETS:
+            income_before_opex = provider.operating_income + provider.spec.fixed_opex
+            opex[provider.name] = max(income_before_opex - MARGIN_TARGETS[provider.name] * provider.revenue, 0.0)
+    return opex
+
+
+def finance_gaps(path: Path, seed: int) -> dict[str, float]:
+    """How far the finance targets are from being met at the file's current values (simulated - target).
+
+    ``capex`` is relative (simulated / target - 1); growth and margins are in points of a fraction.
+    Alibaba's growth counts as met when it is above target with usage growth already at 0 (the
+    fit's lower end: nothing left to lower).
+    """
+    scenario = cloudwar.load_scenario(path)
+    demand, usage = scenario.products["cloud"].demand_growth, scenario.adoption.usage_growth
+    market, alibaba = revenue_growth(path, seed, demand, usage)
+    model = cloudwar.CloudMarket(path, rng=seed)
+    model.step()
+    margins = {p.name: p.operating_margin for p in model.providers_list if p.name in MARGIN_TARGETS}
+    alibaba_gap = alibaba - GROWTH_TARGET
+    if usage == 0.0 and alibaba_gap > 0:
+        alibaba_gap = min(alibaba_gap, FINANCE_TOLERANCE["alibaba_growth"])
+    return {
+        "capex": demand_capex_rmb(path, seed) / CAPEX_TARGET_RMB - 1.0,
+        "market_growth": market - MARKET_GROWTH_TARGET,
+        "alibaba_growth": alibaba_gap,
+        **{f"margin {name}": margins[name] - target for name, target in MARGIN_TARGETS.items()},
+    }
+
+
+def _format_gaps(gaps: dict[str, float]) -> str:
+    return ", ".join(f"{key} {value:+.4f}" for key, value in gaps.items())
+
+
 def _format(x: float) -> str:
     return f"{x:.3f}"
 
@@ -399,6 +456,80 @@ def report(path: Path, seed: int) -> list[tuple[str, float, float | None, float 
     return [(label, target, low, high, simulated[label]) for label, target, low, high in TARGETS_TABLE]
 
 
+def fit_shares(path: Path, seed: int, rounds: int) -> None:
+    """Qualities so that quarter-1 shares land on the facts (writes them into ``path``)."""
+    targets = TARGETS
+    for _ in range(SHARE_ROUNDS):
+        # The starting draw (who buys AI from whom, which pulls cloud) depends on the qualities,
+        # so fit, write, redraw, until the fit no longer moves.
+        for _ in range(rounds):
+            quality = fit(path, seed, targets)
+            model = cloudwar.CloudMarket(path, rng=seed)
+            moved = float(np.abs(quality - model.quality).max())
+            write_back(path, quality, {}, model.product_names, model.region_names, model.provider_names)
+            print(f"calibration round: qualities moved by at most {moved:.4f}", file=sys.stderr)
+            if moved < 2e-3:
+                break
+        targets, worst = corrected_targets(targets, first_quarter_shares(path, SHARE_SEEDS))
+        print(f"calibration: quarter-1 shares off by at most {worst:.4f}", file=sys.stderr)
+        if worst < SHARE_TOLERANCE:
+            break
+
+
+def fit_finance(path: Path, seed: int) -> None:
+    """Capex scale, growth, then fixed opex so the first-quarter margins hit their targets.
+
+    Each moves the others (capex and opex move prices and margins, growth moves capex), so the
+    three are fitted in rounds until every one of their targets is met within FINANCE_TOLERANCE.
+    """
+    for round_ in range(1, FINANCE_ROUNDS + 1):
+        gaps = finance_gaps(path, seed)
+        print(f"calibration, finance round {round_}: gaps {_format_gaps(gaps)}", file=sys.stderr)
+        if finance_met(gaps):
+            return
+        model = cloudwar.CloudMarket(path, rng=seed)
+        names = (model.product_names, model.region_names, model.provider_names)
+        scale = fit_capex_scale(path, seed)
+        growth = fit_growth(path, seed)
+        write_back(path, model.quality, {}, *names, growth)
+        write_back(path, model.quality, fitted_opex(path, seed), *names)
+        print(
+            f"calibration, finance round {round_}: capex_per_unit x{scale:.3f}, demand_growth, usage_growth = "
+            f"{growth} per year, fixed opex for the margins refitted",
+            file=sys.stderr,
+        )
+    print("calibration: the finance fit did not settle; see the table", file=sys.stderr)
+
+
+def finance_met(gaps: dict[str, float]) -> bool:
+    return all(abs(gaps[key]) <= FINANCE_TOLERANCE[key] for key in FINANCE_TOLERANCE)
+
+
+def share_gap(path: Path) -> float:
+    """Largest gap between quarter-1 revenue shares (averaged over SHARE_SEEDS) and the facts."""
+    simulated = first_quarter_shares(path, SHARE_SEEDS)
+    return max(
+        abs(share - simulated[market][name]) for market, shares in TARGETS.items() for name, share in shares.items()
+    )
+
+
+def calibrate(path: Path, seed: int, rounds: int) -> bool:
+    """Fit shares, then finance, until both hold at the start of a pass; True if anything was refitted.
+
+    A file that is already calibrated passes the first check and is left exactly as it is, so
+    calibrating twice gives the same file.
+    """
+    for outer in range(1, OUTER_ROUNDS + 1):
+        gap, gaps = share_gap(path), finance_gaps(path, seed)
+        print(f"calibration pass {outer}: shares off by {gap:.4f}; finance {_format_gaps(gaps)}", file=sys.stderr)
+        if gap < SHARE_CHECK_TOLERANCE and finance_met(gaps):
+            return outer > 1
+        fit_shares(path, seed, rounds)
+        fit_finance(path, seed)
+    print("calibration: shares and finance did not settle together; see the table", file=sys.stderr)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", type=Path, default=BASELINE, help="TOML file to calibrate in place")
@@ -407,45 +538,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=8, help="fit-and-redraw rounds at most")
     args = parser.parse_args(argv)
     try:
-        if not args.check:
-            targets = TARGETS
-            for _ in range(SHARE_ROUNDS):
-                # The starting draw (who buys AI from whom, which pulls cloud) depends on the qualities,
-                # so fit, write, redraw, until the fit no longer moves.
-                for _ in range(args.rounds):
-                    quality = fit(args.scenario, args.seed, targets)
-                    model = cloudwar.CloudMarket(args.scenario, rng=args.seed)
-                    moved = float(np.abs(quality - model.quality).max())
-                    write_back(
-                        args.scenario, quality, {}, model.product_names, model.region_names, model.provider_names
-                    )
-                    print(f"calibration round: qualities moved by at most {moved:.4f}", file=sys.stderr)
-                    if moved < 2e-3:
-                        break
-                targets, worst = corrected_targets(targets, first_quarter_shares(args.scenario, SHARE_SEEDS))
-                print(f"calibration: quarter-1 shares off by at most {worst:.4f}", file=sys.stderr)
-                if worst < 0.004:
-                    break
-            # Growth, then fixed opex so the first-quarter margins hit their targets; opex moves the
-            # margin-holding strategies' prices later on, so the pair is fitted twice.
-            for _ in range(2):
-                scale = fit_capex_scale(args.scenario, args.seed)
-                print(f"calibration: capex_per_unit scaled by {scale:.3f}", file=sys.stderr)
-                growth = fit_growth(args.scenario, args.seed)
-                write_back(
-                    args.scenario, quality, {}, model.product_names, model.region_names, model.provider_names, growth
-                )
-                print(f"calibration: demand_growth, usage_growth = {growth} per year", file=sys.stderr)
-                model = cloudwar.CloudMarket(args.scenario, rng=args.seed)
-                model.step()
-                opex = {}
-                for provider in model.providers_list:
-                    if provider.name in MARGIN_TARGETS:
-                        income_before_opex = provider.operating_income + provider.spec.fixed_opex
-                        opex[provider.name] = max(
-                            income_before_opex - MARGIN_TARGETS[provider.name] * provider.revenue, 0.0
-                        )
-                write_back(args.scenario, quality, opex, model.product_names, model.region_names, model.provider_names)
+        if not args.check and not calibrate(args.scenario, args.seed, args.rounds):
+            print(f"calibration: {args.scenario} already meets every target; left unchanged", file=sys.stderr)
         rows = report(args.scenario, args.seed)
     except ScenarioError as err:
         print(f"calibrate: error: {err}", file=sys.stderr)

@@ -294,18 +294,40 @@ def test_captive_shares_are_validated():
 # --------------------------------------------------------------------------------------------
 # platform_embedded, GPU supply, margin_discipline, price_cut
 # --------------------------------------------------------------------------------------------
-def test_gpu_supply_caps_capacity_additions():
+def test_gpu_supply_caps_capacity_growth_net_of_retirements():
     model = CloudMarket("baseline", rng=10, overrides={"enterprises": 2000})
     tencent = provider(model, "Tencent")
-    for _ in range(6):
+    lag = model.capacity.build_lag
+    start = tencent.capacity_in_service(1).sum()
+    for _ in range(16):
         model.step()
-        allowed = 0.05 * tencent.capacity_in_service(model.quarter).sum() * tencent.capex_per_unit_now(model)
-        assert tencent.capex <= allowed * (1 + 1e-9)
+        # each order keeps the capacity in service when it arrives within 5% a quarter of today's
+        now, arrival = (tencent.capacity_in_service(model.quarter + d).sum() for d in (0, lag))
+        assert arrival <= now * 1.05**lag * (1 + 1e-9)
+    # the limit is on net growth: capacity keeps growing although a vintage retires every quarter
+    grown = tencent.capacity_in_service(17).sum() / start
+    assert 1.05**16 * 0.9 < grown <= 1.05**16 * (1 + 1e-9)
+    assert tencent.history[-1]["service_level"].min() < 1.0  # and it binds: Tencent rations
     unlimited = {"enterprises": 2000, "providers.Tencent.strategy.max_capacity_addition": 0.0}
     free = CloudMarket("baseline", rng=10, overrides=unlimited)
-    for _ in range(6):
+    for _ in range(16):
         free.step()
-    assert provider(free, "Tencent").capacity_in_service(8).sum() > tencent.capacity_in_service(8).sum()
+    assert provider(free, "Tencent").capacity_in_service(17).sum() > tencent.capacity_in_service(17).sum()
+
+
+def test_starting_capacity_includes_the_orders_under_way():
+    model = CloudMarket("baseline", rng=10, overrides={"enterprises": 3000})
+    lag = model.capacity.build_lag
+    for p in model.providers_list:
+        growth = p.strategy.planned_growth(p, model)
+        at_start = p.capacity_in_service(0)
+        for t in range(1, lag + 1):  # arrivals replace what retires and grow with the planned trend
+            np.testing.assert_allclose(p.capacity_in_service(t), at_start * (1 + growth) ** t, rtol=1e-9)
+    # so nobody runs short before its own first order arrives (rather than everyone at 100% in quarter 2)
+    results = model.run(lag + 1)
+    utilisation = results[(results.metric == "capacity_utilisation") & (results.region == "all")]
+    utilisation = utilisation[(utilisation["product"] == "all") & (utilisation.provider != "Tencent")]
+    assert utilisation.value.max() < 0.95
 
 
 def test_platform_embedded_prices_scarcity_and_matches_cuts():

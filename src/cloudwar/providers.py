@@ -5,7 +5,8 @@ compute units that come into service at ``t + build_lag`` and retire ``useful_li
 later; each vintage is depreciated straight-line over its useful life while in service.
 The starting capacity is ``starting compute demand / initial_utilisation``, as vintages bought
 evenly over the past useful life (one retires every quarter), priced at the hardware cost of
-their quarter.
+their quarter, plus the orders of the last ``build_lag`` quarters still under construction
+(:meth:`Provider.install_starting_capacity`).
 
 Unit cost (USD per unit served) = starting marginal cost x learning x hardware, where
 learning = (cumulative volume / starting cumulative volume) ^ -learning_exponent and
@@ -91,15 +92,33 @@ class Provider(mesa.Agent):
         self._v_cost = np.concatenate([self._v_cost, cost])
 
     def install_starting_capacity(self, compute_demand: np.ndarray, utilisation: float) -> None:
-        """Starting capacity as vintages spread evenly over the past useful life."""
+        """Starting capacity: vintages spread evenly over the past useful life, plus the orders under way.
+
+        In service at the start: ``compute_demand / utilisation`` compute units per region, in
+        ``useful_life`` equal vintages bought over the past useful life (one retires every
+        quarter from quarter 1). Under construction: what the provider ordered in the last
+        ``build_lag`` quarters, arriving in quarters 1 to ``build_lag``, sized as a provider
+        building for its demand trend orders (each arrival replaces the vintage retiring then
+        and grows capacity with the planned demand growth, at most the GPU supply's growth),
+        so utilisation stays at ``utilisation`` until the provider's own capex arrives instead
+        of jumping to 100% in quarter 2. Its capex was spent before the start: it is not booked.
+        """
         market = self.model
-        life = market.capacity.useful_life
+        life, lag = market.capacity.useful_life, market.capacity.build_lag
         capacity = compute_demand / utilisation
         ages = np.arange(life)  # vintage online at quarter 1 - age, so one retires each quarter from quarter 1
         regions = np.repeat(np.arange(len(capacity)), life)
         online = np.tile(1 - life + ages, len(capacity))
         units = np.repeat(capacity / life, life)
-        cost = units * self.spec.capex_per_unit * market.hardware_factor(online - market.capacity.build_lag)
+        if lag > 0:
+            growth = self.strategy.planned_growth(self, market)  # per region, per quarter
+            arrival = np.arange(1, lag + 1)
+            built = capacity[:, None] * (1.0 + growth[:, None]) ** arrival[None, :]
+            previous = capacity[:, None] * (1.0 + growth[:, None]) ** (arrival[None, :] - 1)
+            regions = np.concatenate([regions, np.repeat(np.arange(len(capacity)), lag)])
+            online = np.concatenate([online, np.tile(arrival, len(capacity))])
+            units = np.concatenate([units, (built - previous + capacity[:, None] / life).ravel()])
+        cost = units * self.spec.capex_per_unit * market.hardware_factor(online - lag)
         keep = units > 0
         self._add_vintages(regions[keep], online[keep], units[keep], cost[keep])
 

@@ -153,18 +153,42 @@ class Strategy:
     def supply_limit(self, provider: Provider, market: CloudMarket, capex: np.ndarray) -> np.ndarray:
         """Capex cut to what the GPU supply allows (every region alike); applied after :meth:`set_capex`.
 
-        With ``max_capacity_addition`` > 0, capacity ordered in a quarter is at most that share
-        of the capacity in service; 0 = no limit.
+        With ``max_capacity_addition`` = g > 0, capacity may grow by at most g a quarter, net of
+        what retires: an order, which comes into service ``build_lag`` = L quarters later, may
+        bring the capacity in service then up to (1 + g)^max(L, 1) times today's, counting what
+        is already built or on order (capacity only falls after an arrival, as vintages retire,
+        until the next one). Replacing retired capacity is allowed up to that bound. 0 = no limit.
         """
         limit = self.max_capacity_addition
         if limit <= 0 or not market.capacity_limited or capex.sum() <= 0:
             return capex
-        allowed = limit * provider.capacity_in_service(market.quarter).sum() * provider.capex_per_unit_now(market)
+        lag = market.capacity.build_lag
+        now = provider.capacity_in_service(market.quarter).sum()
+        planned = provider.capacity_in_service(market.quarter + lag).sum()
+        allowed_units = max(now * (1.0 + limit) ** max(lag, 1) - planned, 0.0)
+        allowed = allowed_units * provider.capex_per_unit_now(market)
         return capex * (allowed / capex.sum()) if capex.sum() > allowed else capex
 
     def set_ecosystem_spend(self, provider: Provider, market: CloudMarket) -> float:
         """Ecosystem spend this quarter (USD), booked as operating cost; raises ecosystem strength."""
         return self.ecosystem_spend
+
+    def planned_growth(self, provider: Provider, market: CloudMarket) -> np.ndarray:
+        """Quarterly capacity growth this strategy builds for, per region (fraction per quarter).
+
+        The demand trend as the utilisation rule reads it (:func:`capex_for_utilisation`, times
+        :attr:`growth_multiplier`), at most the GPU supply's ``max_capacity_addition``. Sizes
+        the orders under construction at the start (:meth:`Provider.install_starting_capacity`).
+        """
+        growth = np.clip(provider.demand_growth_per_quarter, 0.0, MAX_PLANNED_GROWTH) * self.growth_multiplier
+        if self.max_capacity_addition > 0:
+            growth = np.minimum(growth, self.max_capacity_addition)
+        return growth
+
+    @property
+    def growth_multiplier(self) -> float:
+        """Share of the demand trend the utilisation rule builds for (1: all of it)."""
+        return 1.0
 
 
 #: Fastest demand growth a provider builds capacity for, per quarter (+20% a quarter is +107% a year).
@@ -488,6 +512,10 @@ class MarginDiscipline(Strategy):
     match: float = 0.0
     growth_response: float = 1.0
 
+    @property
+    def growth_multiplier(self) -> float:
+        return self.growth_response
+
     def validate(self) -> None:
         super().validate()
         self.require("target_margin", -1.0, 0.95)
@@ -506,7 +534,7 @@ class MarginDiscipline(Strategy):
     def set_capex(self, provider: Provider, market: CloudMarket) -> np.ndarray:
         if self.capex_rule != "utilisation" or not market.capacity_limited:
             return super().set_capex(provider, market)
-        return capex_for_utilisation(provider, market, self.target_utilisation, self.growth_response)
+        return capex_for_utilisation(provider, market, self.target_utilisation, self.growth_multiplier)
 
 
 @dataclass
@@ -534,6 +562,10 @@ class PlatformEmbedded(Strategy):
     premium_decay: float = 0.05
     max_premium: float = 2.0
 
+    @property
+    def growth_multiplier(self) -> float:
+        return self.growth_response
+
     def validate(self) -> None:
         super().validate()
         self.require("match", 0.0, 1.0)
@@ -557,7 +589,7 @@ class PlatformEmbedded(Strategy):
     def set_capex(self, provider: Provider, market: CloudMarket) -> np.ndarray:
         if self.capex_rule != "utilisation" or not market.capacity_limited:
             return super().set_capex(provider, market)
-        return capex_for_utilisation(provider, market, self.target_utilisation, self.growth_response)
+        return capex_for_utilisation(provider, market, self.target_utilisation, self.growth_multiplier)
 
 
 @dataclass
