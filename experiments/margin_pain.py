@@ -82,7 +82,7 @@ SHARES = {
     ("china", "cloud"): "China cloud",
     ("all", "cloud"): "world cloud",
 }
-QUICK = {"seeds": 3, "enterprises": 2000, "quarters": 12}
+QUICK = {"seeds": 3, "enterprises": 2000, "quarters": 16}  # past harvest_quarter 13, so the harvest arm harvests
 COLORS = {"share_first": "tab:orange", "share_first_harvest": "tab:red", "margin_discipline": "tab:blue"}
 
 

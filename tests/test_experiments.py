@@ -68,6 +68,9 @@ def test_margin_pain_compares_arms_seed_by_seed(quick):
     # In the first quarters the aggressive path is worth less than discipline: the pain.
     base = runs[runs.world == "baseline"].set_index(["arm", "seed"])
     assert (base.loc["share_first"].npv_bn < base.loc["margin_discipline"].npv_bn).all()
+    # The quick run goes past the harvest quarter, so the harvest arm is a different path.
+    harvest, forever = base.loc["share_first_harvest"], base.loc["share_first"]
+    assert (harvest.margin_last_year > forever.margin_last_year).all()
 
 
 def test_a_second_run_replaces_the_first(tmp_path):
