@@ -795,7 +795,7 @@ def _pool_context() -> Any:
 
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["cloudwar.sweep", "pyarrow"])
+        context.set_forkserver_preload(["cloudwar.sweep", "cloudwar.model", "pyarrow", "pyarrow.parquet"])
         return context
     return multiprocessing.get_context("spawn")
 
