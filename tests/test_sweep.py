@@ -22,6 +22,9 @@ import pytest
 from cloudwar import CloudMarket, ScenarioError
 from cloudwar.cli import CliError, main
 from cloudwar.sweep import (
+    RUN_COLUMNS,
+    STATUS_COLUMNS,
+    SweepFolder,
     grid_points,
     parse_grid,
     plan_sweep,
@@ -549,3 +552,13 @@ def test_grid_values_may_be_inline_tables_with_commas():
         {"kind": "cost_plus", "markup": 0.6},
     ]
     assert parse_grid(['name="a,b",c']) == {"name": ["a,b", "c"]}
+
+
+def test_a_sweep_with_no_finished_run_reads_with_its_columns(tmp_path):
+    plan = small_plan(seeds=1)
+    folder = SweepFolder(tmp_path)
+    folder.open(plan)
+    folder.close()
+    runs, metrics = read_sweep(tmp_path)
+    assert runs.empty and metrics.empty
+    assert list(runs.columns) == [*RUN_COLUMNS, *plan.parameters, *STATUS_COLUMNS]

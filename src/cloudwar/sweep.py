@@ -633,8 +633,11 @@ def read_sweep(path: str | Path) -> tuple[Any, Any]:
     metric_parts = [p for p in sorted(folder.metrics_dir.glob("part-*.parquet")) if p.name in names]
     if run_parts:
         runs = pa.concat_tables([pq.read_table(p) for p in run_parts]).to_pandas()
-    else:
+    else:  # nothing finished yet: the same columns, no rows
+        parameters = json.loads(folder.manifest_path.read_text(encoding="utf-8")).get("parameters", [])
         runs = pd.DataFrame({c: pd.Series(dtype="int64") for c in RUN_COLUMNS})
+        for column in [*parameters, *STATUS_COLUMNS]:
+            runs[column] = pd.Series(dtype="float64" if column == "wall_time_s" else "object")
     if metric_parts:
         metrics = pa.concat_tables([pq.read_table(p) for p in metric_parts]).to_pandas()
     else:
