@@ -68,8 +68,8 @@ from mesa.visualization import SolaraViz
 
 from cloudwar.model import CloudMarket
 from cloudwar.results import ALL, metric_table
-from cloudwar.scenario import Scenario, ScenarioError, load_scenario, shipped_scenarios
-from cloudwar.strategies import REGISTRY, one_line, strategy_class
+from cloudwar.scenario import Scenario, ScenarioError, load_scenario, one_line, shipped_scenarios
+from cloudwar.strategies import REGISTRY, strategy_class
 
 logger = logging.getLogger(__name__)
 

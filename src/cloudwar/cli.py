@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from cloudwar.scenario import ScenarioError
+from cloudwar.scenario import ScenarioError, one_line
 
 EXIT_USAGE = 2
 
@@ -252,8 +252,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _fail(err: BaseException | str) -> int:
     """Print ``cloudwar: error: ...`` on one line; the exit status of a user error."""
-    message = " ".join(str(err).split())
-    print(f"cloudwar: error: {message}", file=sys.stderr)
+    print(f"cloudwar: error: {one_line(err)}", file=sys.stderr)
     return EXIT_USAGE
 
 

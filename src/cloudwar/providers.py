@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 import mesa
 import numpy as np
 
-from cloudwar.scenario import ProviderSpec, ScenarioError, per_region
-from cloudwar.strategies import Strategy, StrategyError, make_strategy, one_line
+from cloudwar.scenario import ProviderSpec, ScenarioError, one_line, per_region
+from cloudwar.strategies import Strategy, StrategyError, make_strategy
 
 if TYPE_CHECKING:
     from cloudwar.model import CloudMarket

@@ -26,6 +26,11 @@ class ScenarioError(ValueError):
     """A scenario problem, reported as one line that names the key."""
 
 
+def one_line(err: BaseException | str) -> str:
+    """An exception's message (or a text) on one line, for one-line error reports."""
+    return " ".join(str(err).split()) or (type(err).__name__ if isinstance(err, BaseException) else "")
+
+
 def _f(
     default: Any = dataclasses.MISSING,
     *,

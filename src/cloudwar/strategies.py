@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from scipy import optimize
 
-from cloudwar.scenario import ScenarioError, StrategySpec
+from cloudwar.scenario import ScenarioError, StrategySpec, one_line
 
 if TYPE_CHECKING:
     from cloudwar.model import CloudMarket
@@ -148,7 +148,7 @@ class Strategy:
                 demand / demand.sum() if demand.sum() > 0 else provider.presence / max(provider.presence.sum(), 1e-12)
             )
             return self.capex * weights
-        return capex_for_utilisation(provider, market, self.target_utilisation)
+        return capex_for_utilisation(provider, market, self.target_utilisation, self.growth_multiplier)
 
     def supply_limit(self, provider: Provider, market: CloudMarket, capex: np.ndarray) -> np.ndarray:
         """Capex cut to what the GPU supply allows (every region alike); applied after :meth:`set_capex`.
@@ -180,7 +180,7 @@ class Strategy:
         :attr:`growth_multiplier`), at most the GPU supply's ``max_capacity_addition``. Sizes
         the orders under construction at the start (:meth:`Provider.install_starting_capacity`).
         """
-        growth = np.clip(provider.demand_growth_per_quarter, 0.0, MAX_PLANNED_GROWTH) * self.growth_multiplier
+        growth = demand_trend(provider, self.growth_multiplier)
         if self.max_capacity_addition > 0:
             growth = np.minimum(growth, self.max_capacity_addition)
         return growth
@@ -193,6 +193,12 @@ class Strategy:
 
 #: Fastest demand growth a provider builds capacity for, per quarter (+20% a quarter is +107% a year).
 MAX_PLANNED_GROWTH = 0.20
+
+
+def demand_trend(provider: Provider, growth_multiplier: float = 1.0) -> np.ndarray:
+    """Quarterly demand growth a provider builds for, per region: its own trailing trend, kept within
+    0 and :data:`MAX_PLANNED_GROWTH`, times ``growth_multiplier``."""
+    return np.clip(provider.demand_growth_per_quarter, 0.0, MAX_PLANNED_GROWTH) * growth_multiplier
 
 
 def capex_for_utilisation(
@@ -210,8 +216,7 @@ def capex_for_utilisation(
     lag = market.capacity.build_lag
     ahead = market.quarter + lag + 1
     demand = provider.compute_demand
-    growth = np.clip(provider.demand_growth_per_quarter, 0.0, MAX_PLANNED_GROWTH) * growth_multiplier
-    needed = demand * (1.0 + growth) ** (lag + 1) / target_utilisation
+    needed = demand * (1.0 + demand_trend(provider, growth_multiplier)) ** (lag + 1) / target_utilisation
     planned = provider.capacity_in_service(ahead)
     gap = np.maximum(needed - planned, 0.0)
     return gap * provider.capex_per_unit_now(market)
@@ -531,11 +536,6 @@ class MarginDiscipline(Strategy):
         base = self._controller.prices(provider, self.adjust_speed, self.max_step)
         return match_rivals(self, provider, market, base, self.match)
 
-    def set_capex(self, provider: Provider, market: CloudMarket) -> np.ndarray:
-        if self.capex_rule != "utilisation" or not market.capacity_limited:
-            return super().set_capex(provider, market)
-        return capex_for_utilisation(provider, market, self.target_utilisation, self.growth_multiplier)
-
 
 @dataclass
 class PlatformEmbedded(Strategy):
@@ -585,11 +585,6 @@ class PlatformEmbedded(Strategy):
         self._premium = premium
         prices = match_rivals(self, provider, market, cost_following_prices(provider), self.match)
         return prices * premium[None, :]
-
-    def set_capex(self, provider: Provider, market: CloudMarket) -> np.ndarray:
-        if self.capex_rule != "utilisation" or not market.capacity_limited:
-            return super().set_capex(provider, market)
-        return capex_for_utilisation(provider, market, self.target_utilisation, self.growth_multiplier)
 
 
 @dataclass
@@ -913,11 +908,6 @@ def make_strategy(spec: StrategySpec) -> Strategy:
         raise ScenarioError(
             f"strategy '{spec.kind}' could not be built: {type(err).__name__}: {one_line(err)}"
         ) from err
-
-
-def one_line(err: BaseException | str) -> str:
-    """An exception's message (or a text) on one line, for one-line error reports."""
-    return " ".join(str(err).split()) or (type(err).__name__ if isinstance(err, BaseException) else "")
 
 
 class StrategyError(ScenarioError):
