@@ -129,7 +129,7 @@ def measure_model(build: Callable[[], Any], quarters: int) -> dict[str, Any]:
 
 def worker_fast(size: int, quarters: int, scenario: str, seed: int) -> dict[str, Any]:
     """Build and run CloudMarket in this process; called with imports already done."""
-    from cloudwar.model import CloudMarket
+    from cloudwar.model.market import CloudMarket
 
     result = measure_model(lambda: CloudMarket(scenario, rng=seed, enterprises=size), quarters)
     model = result.pop("model")
@@ -149,8 +149,8 @@ def worker_main(workers: dict[str, Callable[..., dict[str, Any]]], argv: list[st
     parser.add_argument("--scenario", default="baseline")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    import cloudwar.model  # noqa: F401  (the imports belong to the baseline, not to the model)
-    import cloudwar.reference  # noqa: F401
+    import cloudwar.model.market  # noqa: F401  (the imports belong to the baseline, not to the model)
+    import cloudwar.model.reference  # noqa: F401
 
     result = workers[args.worker](args.size, args.quarters, args.scenario, args.seed)
     result.update(kind=args.worker, enterprises=args.size, quarters=args.quarters, scenario=args.scenario)

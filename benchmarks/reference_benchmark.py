@@ -2,8 +2,8 @@
 
 Prints a markdown table: enterprise-quarters per second and memory per enterprise of
 
-* the **reference** (:mod:`cloudwar.reference`: one Mesa agent per enterprise), up to 100,000,
-* the **fast engine** (:class:`cloudwar.model.CloudMarket`), and
+* the **reference** (:mod:`cloudwar.model.reference`: one Mesa agent per enterprise), up to 100,000,
+* the **fast engine** (:class:`cloudwar.model.market.CloudMarket`), and
 * the **floor**: the same quarter's arithmetic as bare numpy on preallocated arrays, nothing else
   (no model, no agents, no provider side, no bookkeeping): Bass adoption hazards and draws, the
   utilities of the enterprises due, logit, inverse-CDF sampling, neighbour-count updates, the
@@ -54,7 +54,7 @@ BAR_BYTES = 300.0
 
 
 def worker_reference(size: int, quarters: int, scenario: str, seed: int) -> dict[str, Any]:
-    from cloudwar.reference import ReferenceMarket
+    from cloudwar.model.reference import ReferenceMarket
 
     result = measure_model(lambda: ReferenceMarket(scenario, rng=seed, enterprises=size), quarters)
     del result["model"]
@@ -216,7 +216,7 @@ class BareQuarter:
 
 
 def worker_floor(size: int, quarters: int, scenario: str, seed: int) -> dict[str, Any]:
-    from cloudwar.model import CloudMarket
+    from cloudwar.model.market import CloudMarket
 
     result = measure_model(lambda: BareQuarter(CloudMarket(scenario, rng=seed, enterprises=size)), quarters)
     # The starting market is built in this process, so the process's memory says nothing about

@@ -42,7 +42,7 @@ BACKENDS = ("plain", "serial", "pool", "dask")
 
 def _plain_process(barrier: Any, results: Any, seeds: list[int], overrides: dict[str, Any]) -> None:
     from cloudwar import CloudMarket
-    from cloudwar.sweep import _tune_allocator
+    from cloudwar.runs.sweep import _tune_allocator
 
     _tune_allocator()  # as in every process that runs sweep batches
     CloudMarket("baseline", rng=0, overrides={**overrides, "quarters": 1}).run()  # imports and caches warm
@@ -122,7 +122,7 @@ def main() -> None:
 
     import pandas as pd
 
-    from cloudwar.sweep import plan_sweep, read_sweep, run_sweep
+    from cloudwar.runs.sweep import plan_sweep, read_sweep, run_sweep
 
     overrides = {"enterprises": args.enterprises, "quarters": args.quarters}
     plan = plan_sweep("baseline", seeds=args.runs, fixed=overrides)

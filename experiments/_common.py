@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cloudwar.cli import positive_int as cli_positive_int
-from cloudwar.cli import seed_int as cli_seed_int
+from cloudwar.cli.main import positive_int as cli_positive_int
+from cloudwar.cli.main import seed_int as cli_seed_int
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +62,7 @@ def check_out(parser: argparse.ArgumentParser, out: Path) -> None:
     The same check as ``cloudwar run``'s: ``out`` is a folder or does not exist yet, and its
     nearest existing ancestor is a folder this process may write in.
     """
-    from cloudwar.cli import CliError, check_out_folder
+    from cloudwar.cli.main import CliError, check_out_folder
 
     try:
         check_out_folder(out)

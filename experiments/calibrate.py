@@ -54,7 +54,7 @@ import numpy as np
 import cloudwar
 from cloudwar.scenario import ScenarioError
 
-BASELINE = Path(cloudwar.__file__).parent / "scenarios" / "baseline.toml"
+BASELINE = Path(cloudwar.__file__).parent / "scenario" / "data" / "baseline.toml"
 
 # Starting revenue shares by market (facts.md; 'assumption' where facts.md is silent).
 TARGETS = {

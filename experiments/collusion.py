@@ -127,7 +127,7 @@ def _plot(path: Path, results, tables, label: str) -> None:
 
 
 def _summary(results, tables, config, args, runtime: float, label: str, command: str) -> str:
-    from cloudwar.qlearning import mean_confidence_interval
+    from cloudwar.strategies.learning import mean_confidence_interval
 
     mean, low, high = mean_confidence_interval(results.delta)
     converged = results.converged
@@ -178,7 +178,7 @@ def _summary(results, tables, config, args, runtime: float, label: str, command:
 def run(args: argparse.Namespace, command: str) -> Path:
     """Run the experiment described by ``args`` and publish the outputs; returns the output dir."""
     from cloudwar import theory
-    from cloudwar.qlearning import QLearningConfig, game_tables, run_sessions
+    from cloudwar.strategies.learning import QLearningConfig, game_tables, run_sessions
 
     settings = {}
     if args.quick:

@@ -1,5 +1,5 @@
-"""The dashboard (cloudwar.app) without a browser: controls, the session model, charts, and the page
-rendered with Solara's own test renderer; and the ``cloudwar serve`` command (cloudwar.serve)."""
+"""The dashboard (cloudwar.dashboard.app) without a browser: controls, the session model, charts, and the page
+rendered with Solara's own test renderer; and the ``cloudwar serve`` command (cloudwar.dashboard.serve)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ import pytest
 import solara
 from solara.widgets import HTML
 
-from cloudwar import app, serve
 from cloudwar.cli import main
-from cloudwar.model import CloudMarket
+from cloudwar.dashboard import app, serve
+from cloudwar.model.market import CloudMarket
 from cloudwar.scenario import load_scenario
 from cloudwar.strategies import REGISTRY, CostPlus, FixedPrice, Strategy
 
@@ -346,7 +346,7 @@ def test_serve_runs_solara_on_localhost_in_production_mode(no_exec):
         main(["serve", "--port", str(port)])
     ((path, argv, env),) = no_exec
     assert path == sys.executable
-    assert argv[1:5] == ["-m", "solara", "run", "cloudwar.app"]
+    assert argv[1:5] == ["-m", "solara", "run", "cloudwar.dashboard.app"]
     assert argv[argv.index("--host") + 1] == "127.0.0.1" and argv[argv.index("--port") + 1] == str(port)
     assert {"--production", "--no-open", "--no-check-version"} <= set(argv)
     assert env["SOLARA_TELEMETRY_MIXPANEL_ENABLE"] == "False"
@@ -396,6 +396,6 @@ def test_cdn_packages_are_what_this_solara_asks_for():
 
 
 def test_serve_module_is_cheap_to_import():
-    code = "import sys, cloudwar.serve; print(sorted(m for m in ('solara', 'mesa.visualization') if m in sys.modules))"
+    code = "import sys, cloudwar.dashboard.serve; print(sorted(m for m in ('solara', 'mesa.visualization') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

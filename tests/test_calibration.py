@@ -19,7 +19,7 @@ from tests.conftest import ROOT
 sys.path.insert(0, str(ROOT / "experiments"))
 import calibrate  # noqa: E402
 
-BASELINE = resources.files("cloudwar.scenarios") / "baseline.toml"
+BASELINE = resources.files("cloudwar.scenario.data") / "baseline.toml"
 
 
 @pytest.fixture(scope="module")

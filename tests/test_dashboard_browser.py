@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from cloudwar.serve import CDN_PACKAGES, missing_assets
+from cloudwar.dashboard.serve import CDN_PACKAGES, missing_assets
 
 pytestmark = pytest.mark.browser
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from cloudwar.demand import calvano_demand, logit_probabilities, sample_choices, sample_logit, utility
+from cloudwar.model.demand import calvano_demand, logit_probabilities, sample_choices, sample_logit, utility
 
 
 def test_logit_is_the_calvano_formula():

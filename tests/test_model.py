@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from cloudwar import CloudMarket, ScenarioError
-from cloudwar.enterprises import Enterprise
-from cloudwar.providers import Provider
+from cloudwar.model.enterprises import Enterprise
+from cloudwar.model.providers import Provider
 
 SMALL = {"enterprises": 3000, "quarters": 8}
 

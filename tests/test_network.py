@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import scipy.sparse
 
-from cloudwar import network
-from cloudwar.network import CompleteNetwork, clustered_network, empty_network, networkx_clustered_network
+from cloudwar.model import network
+from cloudwar.model.network import CompleteNetwork, clustered_network, empty_network, networkx_clustered_network
 
 
 def population(n=4000, seed=0, industries=10):

@@ -124,7 +124,7 @@ def test_a_user_written_strategy_class_can_be_named_in_a_scenario(tmp_path, monk
         )
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    text = (resources.files("cloudwar.scenarios") / "baseline.toml").read_text()
+    text = (resources.files("cloudwar.scenario.data") / "baseline.toml").read_text()
     text = text.replace("enterprises = 20000", "enterprises = 1000", 1)
     tencent_line = 'strategy = { kind = "platform_embedded" }'
     assert tencent_line in text
@@ -418,7 +418,7 @@ def calvano_q(seed: int, quarters: int, beta: float = 1e-3, enterprises: int = 5
 
 
 def test_q_learning_grid_state_and_initial_q_follow_the_paper():
-    from cloudwar.qlearning import QLearningConfig, game_tables
+    from cloudwar.strategies.learning import QLearningConfig, game_tables
 
     model = calvano_q(1, 1)
     model.step()

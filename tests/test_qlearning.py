@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from cloudwar import theory
-from cloudwar.qlearning import (
+from cloudwar.strategies.learning import (
     QLearningConfig,
     SessionResults,
     TabularQLearner,

@@ -1,4 +1,4 @@
-"""The fast engine (CloudMarket) against the plain-Mesa reference (cloudwar.reference).
+"""The fast engine (CloudMarket) against the plain-Mesa reference (cloudwar.model.reference).
 
 Two kinds of test:
 
@@ -24,8 +24,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cloudwar.model import CloudMarket
-from cloudwar.reference import EnterpriseAgent, ReferenceMarket
+from cloudwar.model.market import CloudMarket
+from cloudwar.model.reference import EnterpriseAgent, ReferenceMarket
 
 TOLERANCE_SE = 4.0
 ENGINE_RUNS = 30

@@ -19,7 +19,7 @@ def test_shipped_scenarios_load_and_round_trip():
 def test_every_shipped_value_cites_a_source():
     """Every key = value line carries a comment: facts.md, an assumption or calibrated (what the guide asks)."""
     for name in shipped_scenarios():
-        text = (resources.files("cloudwar.scenarios") / f"{name}.toml").read_text()
+        text = (resources.files("cloudwar.scenario.data") / f"{name}.toml").read_text()
         for number, line in enumerate(text.splitlines(), 1):
             stripped = line.strip()
             if not stripped or stripped.startswith(("#", "[")) or "=" not in stripped:

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import SALib  # noqa: F401  (the test command installs it: a missing SALib is a failure, not a skip)
 
-from cloudwar.cli import CliError, main
-from cloudwar.sensitivity import (
+from cloudwar.cli.main import CliError, main
+from cloudwar.runs.sensitivity import (
     Output,
     Parameter,
     analyze,
@@ -18,7 +18,7 @@ from cloudwar.sensitivity import (
     problem,
     sample,
 )
-from cloudwar.sweep import read_sweep
+from cloudwar.runs.sweep import read_sweep
 
 
 def ishigami(x: np.ndarray, a: float = 7.0, b: float = 0.1) -> np.ndarray:

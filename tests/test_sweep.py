@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 from cloudwar import CloudMarket, ScenarioError
-from cloudwar.cli import CliError, main
-from cloudwar.sweep import (
+from cloudwar.cli.main import CliError, main
+from cloudwar.runs.sweep import (
     RUN_COLUMNS,
     STATUS_COLUMNS,
     SweepFolder,
@@ -264,8 +264,8 @@ def test_a_different_sweep_in_the_same_folder_is_refused(tmp_path, capsys):
 
 
 def test_a_folder_in_use_is_refused(tmp_path, monkeypatch):
-    from cloudwar import sweep
-    from cloudwar.sweep import SweepFolder
+    from cloudwar.runs import sweep
+    from cloudwar.runs.sweep import SweepFolder
 
     monkeypatch.setattr(sweep, "LOCK_WAIT_SECONDS", 0.3)
     plan = small_plan(seeds=1)

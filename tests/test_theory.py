@@ -5,7 +5,7 @@ import pytest
 from scipy import optimize
 
 from cloudwar import theory
-from cloudwar.demand import calvano_demand
+from cloudwar.model.demand import calvano_demand
 
 
 def _args(n_firms: int):

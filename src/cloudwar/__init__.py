@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cloudwar.model import CloudMarket
+    from cloudwar.model.market import CloudMarket
     from cloudwar.scenario import Scenario, ScenarioError, load_scenario, shipped_scenarios
 
 __all__ = ["CloudMarket", "Scenario", "ScenarioError", "load_scenario", "shipped_scenarios"]
@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     if name == "CloudMarket":
-        from cloudwar.model import CloudMarket
+        from cloudwar.model.market import CloudMarket
 
         return CloudMarket
     if name in ("Scenario", "ScenarioError", "load_scenario", "shipped_scenarios"):

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from cloudwar.model import CloudMarket
+    from cloudwar.model.market import CloudMarket
 
 ALL = "all"
 COLUMNS = ["quarter", "provider", "region", "product", "metric", "value"]

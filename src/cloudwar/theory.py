@@ -1,6 +1,6 @@
 """Closed-form benchmarks of the logit Bertrand game of Calvano et al. (AER 2020).
 
-Pure functions, no state. The game (see ``cloudwar.demand.calvano_demand``)::
+Pure functions, no state. The game (see ``cloudwar.model.demand.calvano_demand``)::
 
     q_i  = exp((a_i - p_i)/mu) / (sum_j exp((a_j - p_j)/mu) + exp(a0/mu))     (market share, 0..1)
     pi_i = (p_i - c_i) * q_i                                                   (profit per period)
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from cloudwar.demand import calvano_demand
+from cloudwar.model.demand import calvano_demand
 
 #: Absolute tolerance (price units) to which the equilibria are solved.
 TOLERANCE = 1e-10

@@ -8,7 +8,7 @@
    ``--second-order``) or Morris (``N`` trajectories of ``D + 1`` points on a ``--levels`` grid).
    Whole-number scenario keys (``enterprises``, ``quarters``, ...) are rounded; the analysis uses
    the nominal design.
-2. **Run.** The design's points are a sweep (:mod:`cloudwar.sweep`): same folder layout, same
+2. **Run.** The design's points are a sweep (:mod:`cloudwar.runs.sweep`): same folder layout, same
    backends, resumable, bit-identical whatever runs it. With ``--seeds R`` each point is run R
    times (the same R random streams at every point) and the output is their mean.
 3. **Analyse.** Each ``--output`` picks one number per run from the metrics table and SALib
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from cloudwar.cli import CliError, parse_sets, positive_int, write_atomically
+from cloudwar.cli.main import CliError, parse_sets, positive_int, write_atomically
 from cloudwar.scenario import Scenario, parse_override, parse_scenario
 
 METHODS = ("sobol", "morris")
@@ -352,7 +352,7 @@ def plot_indices(indices: Any, method: str, path: str | Path, title: str = "") -
 def cmd_sensitivity(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from cloudwar.sweep import describe_report, execute, plan_sweep, read_sweep, report_problems
+    from cloudwar.runs.sweep import describe_report, execute, plan_sweep, read_sweep, report_problems
 
     if not args.param:
         raise CliError("--param: give at least one key=low:high")
@@ -433,7 +433,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    from cloudwar.sweep import add_execution_arguments
+    from cloudwar.runs.sweep import add_execution_arguments
 
     sens = subparsers.add_parser(
         "sensitivity",

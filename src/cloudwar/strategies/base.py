@@ -56,11 +56,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from scipy import optimize
 
-from cloudwar.scenario import ScenarioError, StrategySpec, one_line
+from cloudwar.errors import ScenarioError, one_line
+from cloudwar.scenario import StrategySpec
 
 if TYPE_CHECKING:
-    from cloudwar.model import CloudMarket
-    from cloudwar.providers import Provider
+    from cloudwar.model.market import CloudMarket
+    from cloudwar.model.providers import Provider
     from cloudwar.scenario import Scenario
 
 REGISTRY: dict[str, type[Strategy]] = {}
@@ -629,7 +630,7 @@ class PriceCut(Strategy):
 class QLearning(Strategy):
     """Tabular Q-learning over a price grid, as in Calvano, Calzolari, Denicolo and Pastorello (AER 2020).
 
-    One learner (:class:`cloudwar.qlearning.TabularQLearner`) per (product, region) where the
+    One learner (:class:`cloudwar.strategies.learning.TabularQLearner`) per (product, region) where the
     provider is present. Actions: ``n_prices`` equally spaced prices from ``price_low`` to
     ``price_high``; without them, from p_N - xi (p_M - p_N) to p_M + xi (p_M - p_N), with p_N and
     p_M the Nash and joint-profit prices of the market's logit game (:mod:`cloudwar.theory`, from
@@ -678,7 +679,7 @@ class QLearning(Strategy):
         if self.price_low is not None:
             return np.linspace(self.price_low, self.price_high, self.n_prices)
         from cloudwar import theory
-        from cloudwar.qlearning import price_grid
+        from cloudwar.strategies.learning import price_grid
 
         product = market.products[k]
         ref = product.reference_price
@@ -693,7 +694,7 @@ class QLearning(Strategy):
         return price_grid(nash, monopoly, self.n_prices, self.xi)
 
     def _learner(self, provider: Provider, market: CloudMarket, k: int, r: int) -> dict[str, Any]:
-        from cloudwar.qlearning import TabularQLearner, initial_q_values, state_actions
+        from cloudwar.strategies.learning import TabularQLearner, initial_q_values, state_actions
 
         n_providers, m = len(market.providers_list), self.n_prices
         if m**n_providers > self.max_states:
@@ -717,7 +718,7 @@ class QLearning(Strategy):
 
     def state(self, grid: np.ndarray, prices: np.ndarray) -> int:
         """State index of a price vector: each price as its nearest grid index, first provider most significant."""
-        from cloudwar.qlearning import state_index
+        from cloudwar.strategies.learning import state_index
 
         actions = np.abs(prices[:, None] - grid[None, :]).argmin(axis=1)
         return int(state_index(actions, self.n_prices))
@@ -908,7 +909,3 @@ def make_strategy(spec: StrategySpec) -> Strategy:
         raise ScenarioError(
             f"strategy '{spec.kind}' could not be built: {type(err).__name__}: {one_line(err)}"
         ) from err
-
-
-class StrategyError(ScenarioError):
-    """A strategy failed while the model ran (raised, or returned invalid decisions)."""

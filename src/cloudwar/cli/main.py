@@ -107,7 +107,7 @@ def write_atomically(out: Path, write: Callable[[Path], None]) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from cloudwar.model import CloudMarket
+    from cloudwar.model.market import CloudMarket
     from cloudwar.results import plot_results, summary_table
 
     overrides = parse_sets(args.set)
@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Modules that add subcommands through a ``register_cli(subparsers)`` function. They must be
 # cheap to import (heavy imports inside the command functions), since every call loads them.
-EXTENSION_MODULES = ("cloudwar.sweep", "cloudwar.serve")
+EXTENSION_MODULES = ("cloudwar.runs.sweep", "cloudwar.dashboard.serve")
 _EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 

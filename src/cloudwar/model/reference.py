@@ -1,11 +1,11 @@
 """The enterprise rules written the plain Mesa way: one agent per enterprise.
 
-:class:`cloudwar.model.CloudMarket` holds the enterprises in numpy arrays and moves them all at
+:class:`cloudwar.model.market.CloudMarket` holds the enterprises in numpy arrays and moves them all at
 once. This module is the same model written the way a Mesa user would write it first: every
 enterprise is an :class:`EnterpriseAgent` with its own attributes and current providers, placed
 in a cell of a :class:`mesa.discrete_space.Network`, looking at its neighbours through that
-network, and scoring providers with the same :func:`cloudwar.demand.utility` and
-:func:`cloudwar.demand.logit_probabilities`, one enterprise at a time. It is small on purpose:
+network, and scoring providers with the same :func:`cloudwar.model.demand.utility` and
+:func:`cloudwar.model.demand.logit_probabilities`, one enterprise at a time. It is small on purpose:
 it is the specification a reader can follow line by line, the yardstick the fast engine is
 tested against (``tests/test_reference.py``) and measured against (``benchmarks/``).
 
@@ -16,7 +16,7 @@ What is shared with the fast engine, and what is not:
   network, its volume calibration and the state of both its random number generators. Building
   the starting state is not what the reference checks; the quarter's rules are.
 * **Shared: the provider side.** Provider agents, strategies and the finance are
-  :mod:`cloudwar.providers` and :mod:`cloudwar.strategies` unchanged; the market-wide steps and
+  :mod:`cloudwar.model.providers` and :mod:`cloudwar.strategies` unchanged; the market-wide steps and
   read-outs of the provider side (``update_ecosystems``, ``prices``, ``rival_prices``,
   ``hardware_factor``) are CloudMarket's own, and so is the market-wide demand growth
   (``demand_growth_factor``, the same for every buyer of a product).
@@ -43,9 +43,9 @@ import numpy as np
 from mesa.discrete_space import FixedAgent
 from mesa.discrete_space import Network as CellNetwork
 
-from cloudwar.demand import logit_probabilities, sample_choices, utility
-from cloudwar.model import CloudMarket, DemandCurve
-from cloudwar.providers import Provider
+from cloudwar.model.demand import logit_probabilities, sample_choices, utility
+from cloudwar.model.market import CloudMarket, DemandCurve
+from cloudwar.model.providers import Provider
 from cloudwar.scenario import Scenario
 
 

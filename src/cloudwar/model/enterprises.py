@@ -1,7 +1,7 @@
 """The enterprise population: state in numpy arrays, one array per attribute.
 
 An individual enterprise can be inspected as a Mesa agent view on demand
-(:meth:`cloudwar.model.CloudMarket.enterprise`), which reads and writes these arrays.
+(:meth:`cloudwar.model.market.CloudMarket.enterprise`), which reads and writes these arrays.
 
 Provider columns: for a scenario with ``P`` providers, a provider index is ``0..P-1`` and the
 outside option (on-premises / no purchase) is ``P``.

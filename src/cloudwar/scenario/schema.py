@@ -19,16 +19,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+from cloudwar.errors import ScenarioError
+
 PRODUCTS = ("cloud", "ai")
-
-
-class ScenarioError(ValueError):
-    """A scenario problem, reported as one line that names the key."""
-
-
-def one_line(err: BaseException | str) -> str:
-    """An exception's message (or a text) on one line, for one-line error reports."""
-    return " ".join(str(err).split()) or (type(err).__name__ if isinstance(err, BaseException) else "")
 
 
 def _f(
@@ -582,7 +575,7 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
 def shipped_scenarios() -> dict[str, str]:
     """Names and one-line descriptions of the scenarios shipped with the package."""
     out = {}
-    for entry in sorted(resources.files("cloudwar.scenarios").iterdir(), key=lambda e: e.name):
+    for entry in sorted(resources.files("cloudwar.scenario.data").iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".toml"):
             raw = tomllib.loads(entry.read_text(encoding="utf-8"))
             out[entry.name[:-5]] = str(raw.get("description", "")).strip().splitlines()[0:1]
@@ -600,7 +593,7 @@ def read_scenario_toml(name_or_path: str | Path) -> dict[str, Any]:
     name = str(name_or_path)
     text_path = Path(name_or_path)
     bare = not isinstance(name_or_path, Path) and text_path.suffix != ".toml" and "/" not in name and "\\" not in name
-    resource = resources.files("cloudwar.scenarios") / f"{name}.toml" if bare and name else None
+    resource = resources.files("cloudwar.scenario.data") / f"{name}.toml" if bare and name else None
     if resource is not None and resource.is_file():
         text, origin = resource.read_text(encoding="utf-8"), f"{name}.toml"
     elif bare and not text_path.is_file():

@@ -36,9 +36,9 @@ import mesa
 import numpy as np
 import pandas as pd
 
-from cloudwar.demand import logit_probabilities, sample_choices, sample_logit, utility
-from cloudwar.enterprises import Enterprise, Population, draw_platform_ties, generate_population
-from cloudwar.network import (
+from cloudwar.model.demand import logit_probabilities, sample_choices, sample_logit, utility
+from cloudwar.model.enterprises import Enterprise, Population, draw_platform_ties, generate_population
+from cloudwar.model.network import (
     CompleteNetwork,
     NeighbourCounts,
     Network,
@@ -46,7 +46,7 @@ from cloudwar.network import (
     empty_network,
     networkx_clustered_network,
 )
-from cloudwar.providers import Provider
+from cloudwar.model.providers import Provider
 from cloudwar.scenario import Scenario, ScenarioError, load_scenario
 
 #: Below this many enterprises a "clustered" network is built as networkx graphs (about 1 s per 5,000
@@ -277,7 +277,7 @@ class CloudMarket(mesa.Model):
         replaces the network's neighbour shares (used for the starting state, before links count).
         ``dtype=np.float32`` halves memory traffic where the result is only sampled from.
         Providers go first because the choice sweeps whole rows of enterprises (see
-        :func:`cloudwar.demand.sample_logit`); callers wanting (len(idx), P) take ``.T``.
+        :func:`cloudwar.model.demand.sample_logit`); callers wanting (len(idx), P) take ``.T``.
         """
         pop = self.population
         w = self.config.choice

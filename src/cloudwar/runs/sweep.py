@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cloudwar.cli import CliError, parse_sets, positive_int
+from cloudwar.cli.main import CliError, parse_sets, positive_int
 from cloudwar.scenario import ScenarioError, apply_overrides, parse_override, parse_scenario, read_scenario_toml
 
 FORMAT = 1
@@ -282,7 +282,7 @@ def run_one(scenario: dict[str, Any], params: dict[str, Any], seed: int, metrics
     The same as ``cloudwar run --seed SEED --set key=value ...`` with the sweep's ``--set`` and the
     point's parameters.
     """
-    from cloudwar.model import CloudMarket
+    from cloudwar.model.market import CloudMarket
 
     model = CloudMarket(parse_scenario(apply_overrides(scenario, params)), rng=seed)
     return select_metrics(model.run(), metrics)
@@ -798,7 +798,7 @@ def _pool_context() -> Any:
 
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["cloudwar.sweep", "cloudwar.model", "pyarrow", "pyarrow.parquet"])
+        context.set_forkserver_preload(["cloudwar.runs.sweep", "cloudwar.model.market", "pyarrow", "pyarrow.parquet"])
         return context
     return multiprocessing.get_context("spawn")
 
@@ -1124,6 +1124,6 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     add_execution_arguments(sweep)
     sweep.set_defaults(func=cmd_sweep)
 
-    from cloudwar import sensitivity
+    from cloudwar.runs import sensitivity
 
     sensitivity.register_cli(subparsers)

@@ -14,7 +14,7 @@ hardware = (1 - hardware_decline) ^ (quarter / 4). Capex per compute unit falls 
 
 Ecosystem: the strategy's ecosystem spend (USD per quarter, e.g. on open-source models) is an
 operating cost booked with fixed opex; strength moves in
-:meth:`cloudwar.model.CloudMarket.update_ecosystems`. The funded floor is the starting
+:meth:`cloudwar.model.market.CloudMarket.update_ecosystems`. The funded floor is the starting
 strength minus ``ecosystem_funded``.
 
 Books per quarter (USD): revenue = price x served volume; variable cost = unit cost x served;
@@ -35,7 +35,7 @@ from cloudwar.scenario import ProviderSpec, ScenarioError, one_line, per_region
 from cloudwar.strategies import Strategy, StrategyError, make_strategy
 
 if TYPE_CHECKING:
-    from cloudwar.model import CloudMarket
+    from cloudwar.model.market import CloudMarket
 
 
 class Provider(mesa.Agent):

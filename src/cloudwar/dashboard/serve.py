@@ -1,6 +1,6 @@
-"""``cloudwar serve``: start the live dashboard (:mod:`cloudwar.app`) in a Solara server.
+"""``cloudwar serve``: start the live dashboard (:mod:`cloudwar.dashboard.app`) in a Solara server.
 
-The command replaces itself with ``python -m solara run cloudwar.app`` in production mode, bound
+The command replaces itself with ``python -m solara run cloudwar.dashboard.app`` in production mode, bound
 to 127.0.0.1 unless ``--host`` says otherwise. It works without internet when the front-end
 assets are in Solara's asset cache (``scripts/dashboard-assets.sh`` puts them there): Solara's
 server then answers every ``/_solara/cdn/...`` request from ``<venv>/share/solara/cdn/``.
@@ -62,7 +62,7 @@ def server_command(host: str, port: int) -> list[str]:
         "-m",
         "solara",
         "run",
-        "cloudwar.app",
+        "cloudwar.dashboard.app",
         "--host",
         host,
         "--port",
@@ -87,7 +87,7 @@ def port_number(text: str) -> int:
 
 def check_port_free(host: str, port: int) -> None:
     """Raise CliError if ``host:port`` cannot be bound (in use, or not an address of this machine)."""
-    from cloudwar.cli import CliError
+    from cloudwar.cli.main import CliError
 
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -107,7 +107,7 @@ def check_port_free(host: str, port: int) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from importlib.util import find_spec
 
-    from cloudwar.cli import CliError
+    from cloudwar.cli.main import CliError
 
     absent = [name for name in ("solara", "altair") if find_spec(name) is None]
     if absent:

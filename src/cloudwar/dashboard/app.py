@@ -1,6 +1,6 @@
-"""The live dashboard: a Mesa SolaraViz page that steps a :class:`~cloudwar.model.CloudMarket`.
+"""The live dashboard: a Mesa SolaraViz page that steps a :class:`~cloudwar.model.market.CloudMarket`.
 
-Start it with ``cloudwar serve`` (or ``solara run cloudwar.app``). The page shows
+Start it with ``cloudwar serve`` (or ``solara run cloudwar.dashboard.app``). The page shows
 
 * controls (sidebar): scenario preset, seed, number of enterprises, Alibaba's price level and
   capex plan, switching cost and network-effect strength, and each named provider's strategy;
@@ -66,7 +66,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from mesa.visualization import SolaraViz
 
-from cloudwar.model import CloudMarket
+from cloudwar.model.market import CloudMarket
 from cloudwar.results import ALL, metric_table
 from cloudwar.scenario import Scenario, ScenarioError, load_scenario, one_line, shipped_scenarios
 from cloudwar.strategies import REGISTRY, strategy_class

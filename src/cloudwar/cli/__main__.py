@@ -1,0 +1,5 @@
+import sys
+
+from cloudwar.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The live dashboard: ``cloudwar serve`` starts :mod:`cloudwar.dashboard.app` in a Solara server."""

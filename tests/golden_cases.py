@@ -1,0 +1,42 @@
+"""The cases whose tables must stay bit-identical across refactors (tests/test_golden.py).
+
+Each case is (name, scenario, seed, quarters, overrides). ``python -m tests.golden_cases DIR``
+writes their results tables as Parquet into DIR (run it on the code the tables are taken from).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+CASES = [
+    ("baseline", "baseline", 3, 8, {"enterprises": 3000}),
+    (
+        "baseline_rivals",
+        "baseline",
+        5,
+        6,
+        {
+            "enterprises": 2500,
+            "providers.Alibaba.strategy": {"kind": "price_cut", "cut": 0.9, "at_quarter": 2},
+            "providers.Tencent.strategy": {"kind": "best_response"},
+        },
+    ),
+    ("complete_network", "baseline", 7, 5, {"enterprises": 1500, "network.kind": "complete"}),
+    ("calvano", "calvano_duopoly", 1, 10, {}),
+]
+
+
+def case_results(scenario: str, seed: int, quarters: int, overrides: dict):
+    from cloudwar import CloudMarket
+
+    model = CloudMarket(scenario, rng=seed, overrides=dict(overrides))
+    return model.run(quarters)
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    for name, scenario, seed, quarters, overrides in CASES:
+        case_results(scenario, seed, quarters, overrides).to_parquet(out / f"{name}.parquet", index=False)
+        print("wrote", out / f"{name}.parquet")
