@@ -75,8 +75,7 @@ class ProductSpec:
         unit="USD per unit",
         lo=1e-6,
         hi=PRICE_LIMIT,
-        doc="price that costs an enterprise of price sensitivity 1 one utility unit; 1e-6 to 1e6, "
-        + _EXACT,
+        doc="price that costs an enterprise of price sensitivity 1 one utility unit; 1e-6 to 1e6, " + _EXACT,
     )
     logit_scale: float = _f(
         0.25,
@@ -605,9 +604,7 @@ def check_name(name: str, key: str, kind: str) -> None:
             "(use letters, digits, spaces, _ or -)"
         )
     if name.casefold() in RESERVED_NAMES:
-        raise ScenarioError(
-            f"{key}: {kind} name {name!r} is reserved: the results label totals with {kind} = \"all\""
-        )
+        raise ScenarioError(f'{key}: {kind} name {name!r} is reserved: the results label totals with {kind} = "all"')
 
 
 def _check_names(s: Scenario) -> None:
@@ -662,9 +659,7 @@ def _check_growth(s: Scenario) -> None:
 def check_oracle_sample(s: Scenario) -> None:
     """``oracle_sample`` may not exceed ``enterprises`` (the sample is drawn from them)."""
     if s.oracle_sample > s.enterprises:
-        raise ScenarioError(
-            f"oracle_sample: must be at most enterprises ({s.enterprises:,}), got {s.oracle_sample:,}"
-        )
+        raise ScenarioError(f"oracle_sample: must be at most enterprises ({s.enterprises:,}), got {s.oracle_sample:,}")
 
 
 def _cross_check(s: Scenario) -> None:
@@ -866,9 +861,7 @@ def _provider_named(providers: list[Any], name: str, key: str) -> dict[str, Any]
         names = ", ".join(str(p.get("name")) for p in providers if isinstance(p, dict))
         raise ScenarioError(f"{key}: no provider named '{name}' (providers: {names})")
     if len(match) > 1:
-        raise ScenarioError(
-            f"{key}: {len(match)} providers are named '{name}' in the scenario (names must be unique)"
-        )
+        raise ScenarioError(f"{key}: {len(match)} providers are named '{name}' in the scenario (names must be unique)")
     return match[0]
 
 
