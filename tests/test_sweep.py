@@ -33,6 +33,7 @@ from cloudwar.runs.sweep import (
     select_metrics,
 )
 from tests.dask_cluster import loopback_dask_cluster
+from tests.dask_cluster import stop as _stop
 
 SMALL = {"enterprises": 400, "quarters": 4}
 GRID = {"choice.network_weight": [0.2, 0.8], "enterprise.switching_cost": [0.0, 0.5]}
@@ -344,18 +345,6 @@ def test_a_batch_whose_worker_always_dies_is_left_for_next_time(tmp_path, breaki
 # ------------------------------------------------------------------------------------------
 # Backends: local pool and a real Dask cluster
 # ------------------------------------------------------------------------------------------
-def _stop(process: subprocess.Popen) -> None:
-    """Stop a process we started, and the processes it started (its own session)."""
-    if process.poll() is None:
-        with_group = os.getpgid(process.pid) == process.pid
-        (os.killpg if with_group else os.kill)(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            (os.killpg if with_group else os.kill)(process.pid, signal.SIGKILL)
-            process.wait(10)
-
-
 @pytest.fixture(scope="module")
 def dask_cluster(tmp_path_factory):
     """A Dask scheduler and two single-threaded worker processes, on 127.0.0.1 only (tests/dask_cluster.py)."""
