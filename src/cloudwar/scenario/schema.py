@@ -25,11 +25,13 @@ from cloudwar.errors import ScenarioError
 PRODUCTS = ("cloud", "ai")
 
 # Bounds that keep the arithmetic exact. The choice step computes utilities in float32 (about 7
-# significant digits, largest value 3.4e38) and divides them by the logit scale: each utility term
-# at most UTILITY_LIMIT in size, sensitivities at most SENSITIVITY_LIMIT times their mean (spread
-# at most SPREAD_LIMIT) and the logit scale at least LOGIT_SCALE_MIN keep utility / logit_scale
-# below about 1e6, far inside float32's range and precise to well under a utility unit. Money and
-# volumes are float64 (largest 1.8e308): USD amounts up to MONEY_LIMIT and prices up to PRICE_LIMIT
+# significant digits, largest value 3.4e38) and divides them by the logit scale. Each utility term
+# at most UTILITY_LIMIT in size, mean sensitivities at most SENSITIVITY_LIMIT (spread at most
+# SPREAD_LIMIT, so a million lognormal draws stay below about 3,000 times the mean) and the logit
+# scale at least LOGIT_SCALE_MIN keep utility / logit_scale below about 1e10 even in the worst
+# corner: far inside float32's range, so no term becomes inf and no inf - inf becomes NaN (which
+# silently handed every choice to the first provider). Money and volumes are float64 (largest
+# 1.8e308): USD amounts up to MONEY_LIMIT, prices up to PRICE_LIMIT and growth up to GROWTH_LIMIT
 # keep every product of them (revenue, capex, NPV over thousands of quarters) finite.
 UTILITY_LIMIT = 100.0  # utility units
 SENSITIVITY_LIMIT = 100.0  # multiplier
