@@ -340,8 +340,7 @@ class EcosystemSpec:
         unit="USD per quarter",
         lo=0.0,
         lo_open=True,
-        hi=MONEY_LIMIT,
-        doc="spend that closes half the gap to full strength (1) in one quarter; at most 1e13",
+        doc="spend that closes half the gap to full strength (1) in one quarter (only a ratio: any size is exact)",
     )
     leak: float = _f(
         0.0,
