@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import multiprocessing
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -77,34 +75,13 @@ def plain_seconds(processes: int, runs: int, overrides: dict[str, Any]) -> float
 
 @contextlib.contextmanager
 def dask_cluster(workers: int, folder: Path) -> Iterator[str]:
-    """A Dask scheduler and ``workers`` single-threaded worker processes on 127.0.0.1, in processes of
+    """A Dask scheduler and ``workers`` single-threaded worker processes on 127.0.0.1 only, in processes of
     their own (a scheduler inside this process would share its interpreter with the serial sweep)."""
-    from distributed import Client
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests/dask_cluster.py
+    from tests.dask_cluster import loopback_dask_cluster
 
-    dask = str(Path(sys.executable).with_name("dask"))
-    scheduler_file = folder / "scheduler.json"
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": folder}
-    command = [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"]
-    processes = [subprocess.Popen([*command, "--scheduler-file", str(scheduler_file)], **quiet)]
-    try:
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists():
-            if time.monotonic() > deadline or processes[0].poll() is not None:
-                raise RuntimeError("the Dask scheduler did not start")
-            time.sleep(0.1)
-        address = json.loads(scheduler_file.read_text())["address"]
-        worker = [dask, "worker", address, "--nworkers", str(workers), "--nthreads", "1", "--host", "127.0.0.1"]
-        processes.append(subprocess.Popen([*worker, "--no-dashboard", "--local-directory", str(folder)], **quiet))
-        with Client(address, timeout=30, set_as_default=False) as client:
-            client.wait_for_workers(workers, timeout=60)
-        yield address
-    finally:
-        for process in reversed(processes):
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with loopback_dask_cluster(folder, worker_commands=1, nworkers=workers) as cluster:
+        yield cluster.address
 
 
 def main() -> None:

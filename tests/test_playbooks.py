@@ -125,7 +125,9 @@ def test_a_user_written_strategy_class_can_be_named_in_a_scenario(tmp_path, monk
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     text = (resources.files("cloudwar.scenario.data") / "baseline.toml").read_text()
-    text = text.replace("enterprises = 20000", "enterprises = 1000", 1)
+    text = text.replace("enterprises = 20000", "enterprises = 1000", 1).replace(
+        "oracle_sample = 2000", "oracle_sample = 500", 1
+    )
     tencent_line = 'strategy = { kind = "platform_embedded" }'
     assert tencent_line in text
     text = text.replace(tencent_line, 'strategy = { kind = "my_playbooks:HalfOfRivals", fraction = 0.4 }')

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -33,6 +32,8 @@ from cloudwar.runs.sweep import (
     run_sweep,
     select_metrics,
 )
+from tests.dask_cluster import loopback_dask_cluster
+from tests.dask_cluster import stop as _stop
 
 SMALL = {"enterprises": 400, "quarters": 4}
 GRID = {"choice.network_weight": [0.2, 0.8], "enterprise.switching_cost": [0.0, 0.5]}
@@ -344,57 +345,11 @@ def test_a_batch_whose_worker_always_dies_is_left_for_next_time(tmp_path, breaki
 # ------------------------------------------------------------------------------------------
 # Backends: local pool and a real Dask cluster
 # ------------------------------------------------------------------------------------------
-def _stop(process: subprocess.Popen) -> None:
-    """Stop a process we started, and the processes it started (its own session)."""
-    if process.poll() is None:
-        with_group = os.getpgid(process.pid) == process.pid
-        (os.killpg if with_group else os.kill)(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            (os.killpg if with_group else os.kill)(process.pid, signal.SIGKILL)
-            process.wait(10)
-
-
 @pytest.fixture(scope="module")
 def dask_cluster(tmp_path_factory):
-    """A Dask scheduler and two single-threaded worker processes on 127.0.0.1, as subprocesses."""
-    from distributed import Client  # the test command installs it: missing is a failure, not a skip
-
-    base = tmp_path_factory.mktemp("dask")
-    dask = str(Path(sys.executable).with_name("dask"))
-    scheduler_file = base / "scheduler.json"
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "start_new_session": True}
-    processes = [
-        subprocess.Popen(
-            [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"]
-            + ["--scheduler-file", str(scheduler_file)],
-            cwd=base,
-            **quiet,
-        )
-    ]
-    try:
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists():
-            assert time.monotonic() < deadline, "the Dask scheduler did not start"
-            assert processes[0].poll() is None, "the Dask scheduler exited"
-            time.sleep(0.1)
-        address = json.loads(scheduler_file.read_text())["address"]
-        for i in range(2):
-            processes.append(
-                subprocess.Popen(
-                    [dask, "worker", address, "--nworkers", "1", "--nthreads", "1", "--host", "127.0.0.1"]
-                    + ["--no-dashboard", "--local-directory", str(base / f"worker{i}"), "--name", f"w{i}"],
-                    cwd=base,
-                    **quiet,
-                )
-            )
-        with Client(address, timeout=30, set_as_default=False) as client:
-            client.wait_for_workers(2, timeout=60)
-        yield SimpleNamespace(address=address, worker_pids=[p.pid for p in processes[1:]])
-    finally:
-        for process in reversed(processes):
-            _stop(process)
+    """A Dask scheduler and two single-threaded worker processes, on 127.0.0.1 only (tests/dask_cluster.py)."""
+    with loopback_dask_cluster(tmp_path_factory.mktemp("dask"), worker_commands=2) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="module")

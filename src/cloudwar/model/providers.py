@@ -167,7 +167,7 @@ class Provider(mesa.Agent):
             spend = float(strategy.set_ecosystem_spend(self, market))
         except ScenarioError as err:
             raise StrategyError(f"{where}: {err}") from err
-        except Exception as err:
+        except (Exception, SystemExit) as err:  # sys.exit() in a strategy is its failure, not the program's
             raise StrategyError(f"{where}: {type(err).__name__}: {one_line(err)}") from err
         if not np.isfinite(spend) or spend < 0:
             raise StrategyError(f"{where}: invalid ecosystem spend {spend!r} (USD per quarter, finite, >= 0)")

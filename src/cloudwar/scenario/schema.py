@@ -12,6 +12,7 @@ Sources of the shipped values are cited next to each value in the TOML files.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -22,6 +23,31 @@ from typing import Any, get_args, get_origin, get_type_hints
 from cloudwar.errors import ScenarioError
 
 PRODUCTS = ("cloud", "ai")
+
+# Bounds that keep the arithmetic exact. The choice step computes utilities in float32 (about 7
+# significant digits, largest value 3.4e38) and divides them by the logit scale. Each utility term
+# at most UTILITY_LIMIT in size, mean sensitivities at most SENSITIVITY_LIMIT (spread at most
+# SPREAD_LIMIT, so a million lognormal draws stay below about 3,000 times the mean) and the logit
+# scale at least LOGIT_SCALE_MIN keep utility / logit_scale below about 1e10 even in the worst
+# corner: far inside float32's range, so no term becomes inf and no inf - inf becomes NaN (which
+# silently handed every choice to the first provider). Money and volumes are float64 (largest
+# 1.8e308): USD amounts up to MONEY_LIMIT, prices up to PRICE_LIMIT and growth up to GROWTH_LIMIT
+# keep every product of them (revenue, capex, NPV over thousands of quarters) finite.
+UTILITY_LIMIT = 100.0  # utility units
+SENSITIVITY_LIMIT = 100.0  # multiplier
+SPREAD_LIMIT = 2.0  # lognormal sigma
+LOGIT_SCALE_MIN = 0.01  # utility units
+PRICE_LIMIT = 1e6  # USD per unit
+MONEY_LIMIT = 1e13  # USD per quarter (about half the world's GDP in a quarter)
+GROWTH_LIMIT = 1e12  # largest growth of a buyer's volume over a run (multiple of the start)
+MAX_QUARTERS = 4_000  # quarters of adoption are stored as int16; 1,000 years is plenty
+MAX_ENTERPRISES = 2**31 - 1  # enterprise indices are at most int32 in the network arrays
+_EXACT = "bounded so the float32 choice step stays exact (see UTILITY_LIMIT in cloudwar.scenario.schema)"
+_FINITE = "bounded so money arithmetic stays finite (see MONEY_LIMIT in cloudwar.scenario.schema)"
+
+#: Labels the results tables use for totals (``provider = "all"``, ``region = "all"``); a provider
+#: or region of that name would be confused with them.
+RESERVED_NAMES = ("all",)
 
 
 def _f(
@@ -49,24 +75,31 @@ class ProductSpec:
     reference_price: float = _f(
         1.0,
         unit="USD per unit",
-        lo=0.0,
-        lo_open=True,
-        doc="price that costs an enterprise of price sensitivity 1 one utility unit",
+        lo=1e-6,
+        hi=PRICE_LIMIT,
+        doc="price that costs an enterprise of price sensitivity 1 one utility unit; 1e-6 to 1e6, " + _EXACT,
     )
     logit_scale: float = _f(
         0.25,
         unit="utility units",
-        lo=0.0,
-        lo_open=True,
-        doc="mu, the logit noise scale; smaller means choices follow utility more sharply",
+        lo=LOGIT_SCALE_MIN,
+        hi=UTILITY_LIMIT,
+        doc="mu, the logit noise scale; smaller means choices follow utility more sharply; 0.01 to 100, "
+        "since utility / mu is computed in float32 and must stay far inside its range",
     )
     outside_quality: float = _f(
-        0.0, unit="utility units", doc="a0, utility of the outside option (on-premises or no purchase)"
+        0.0,
+        unit="utility units",
+        lo=-UTILITY_LIMIT,
+        hi=UTILITY_LIMIT,
+        doc="a0, utility of the outside option (on-premises or no purchase); -100 to 100, " + _EXACT,
     )
     contract_quarters: int = _f(
         4, unit="quarters", lo=1, hi=60, doc="contract length: an enterprise re-evaluates once per contract"
     )
-    compute_per_unit: float = _f(1.0, unit="compute units per unit", lo=0.0, doc="capacity one unit of demand uses")
+    compute_per_unit: float = _f(
+        1.0, unit="compute units per unit", lo=0.0, hi=PRICE_LIMIT, doc="capacity one unit of demand uses; at most 1e6"
+    )
     demand_growth: float = _f(
         0.0,
         unit="per year",
@@ -90,7 +123,14 @@ class RegionSpec:
         unit="fraction", lo=0.0, hi=1.0, lo_open=True, doc="share of the simulated enterprises located here"
     )
     market_size: dict[str, float] = _f(
-        unit="USD per quarter", factory=dict, doc="spend per product at the start; volumes are scaled to match it"
+        unit="USD per quarter",
+        factory=dict,
+        lo=0.0,
+        lo_open=True,
+        hi=MONEY_LIMIT,
+        doc="spend per product at the start, > 0 and at most 1e13; volumes are scaled to match it. Required for "
+        "every product, except with enterprise.identical (theory mode), where a product without it sells one "
+        "unit per enterprise per quarter",
     )
 
 
@@ -110,15 +150,24 @@ class ProviderSpec:
     quality: dict[str, dict[str, float]] = _f(
         unit="utility units",
         factory=dict,
-        doc="a_j per product (a number, or a table per region): quality and brand utility before price",
+        lo=-UTILITY_LIMIT,
+        hi=UTILITY_LIMIT,
+        doc="a_j per product (a number, or a table per region): quality and brand utility before price; "
+        "-100 to 100, " + _EXACT,
     )
     price: dict[str, dict[str, float]] = _f(
-        unit="USD per unit", factory=dict, doc="starting price per product (a number, or a table per region)"
+        unit="USD per unit",
+        factory=dict,
+        lo=0.0,
+        hi=PRICE_LIMIT,
+        doc="starting price per product (a number, or a table per region); 0 to 1e6, " + _FINITE,
     )
     marginal_cost: dict[str, dict[str, float]] = _f(
         unit="USD per unit",
         factory=dict,
-        doc="c_j: variable cost per unit served at the start, per product (number or per region)",
+        lo=0.0,
+        hi=PRICE_LIMIT,
+        doc="c_j: variable cost per unit served at the start, per product (number or per region); 0 to 1e6",
     )
     presence: dict[str, float] = _f(
         unit="fraction",
@@ -145,14 +194,25 @@ class ProviderSpec:
         doc="share of each region's enterprises tied to the provider's consumer platform (drawn at the start)",
     )
     captive_bonus: float = _f(
-        0.0, unit="utility units", lo=0.0, doc="extra utility of this provider for its captive enterprises"
+        0.0,
+        unit="utility units",
+        lo=0.0,
+        hi=UTILITY_LIMIT,
+        doc="extra utility of this provider for its captive enterprises; at most 100, " + _EXACT,
     )
-    fixed_opex: float = _f(0.0, unit="USD per quarter", lo=0.0, doc="fixed operating cost of the cloud business")
+    fixed_opex: float = _f(
+        0.0,
+        unit="USD per quarter",
+        lo=0.0,
+        hi=MONEY_LIMIT,
+        doc="fixed operating cost of the cloud business; at most 1e13, " + _FINITE,
+    )
     capex_per_unit: float = _f(
         0.0,
         unit="USD per compute unit",
         lo=0.0,
-        doc="capex that adds one compute unit per quarter of capacity, at the start",
+        hi=PRICE_LIMIT,
+        doc="capex that adds one compute unit per quarter of capacity, at the start; at most 1e6, " + _FINITE,
     )
     initial_utilisation: float = _f(
         0.8,
@@ -176,14 +236,32 @@ class EnterpriseSpec:
         lo_open=True,
         doc="tail index of enterprise size (spend); smaller means heavier tail",
     )
-    price_sensitivity: float = _f(1.0, unit="multiplier", lo=0.0, doc="mean price sensitivity")
-    price_sensitivity_spread: float = _f(
-        0.0, unit="lognormal sigma", lo=0.0, doc="dispersion of price sensitivity across enterprises"
+    price_sensitivity: float = _f(
+        1.0, unit="multiplier", lo=0.0, hi=SENSITIVITY_LIMIT, doc="mean price sensitivity; at most 100, " + _EXACT
     )
-    quality_sensitivity: float = _f(1.0, unit="multiplier", lo=0.0, doc="mean quality sensitivity")
-    quality_sensitivity_spread: float = _f(0.0, unit="lognormal sigma", lo=0.0, doc="dispersion of quality sensitivity")
-    switching_cost: float = _f(0.0, unit="utility units", lo=0.0, doc="mean cost of leaving the current provider")
-    switching_cost_spread: float = _f(0.0, unit="lognormal sigma", lo=0.0, doc="dispersion of switching cost")
+    price_sensitivity_spread: float = _f(
+        0.0,
+        unit="lognormal sigma",
+        lo=0.0,
+        hi=SPREAD_LIMIT,
+        doc="dispersion of price sensitivity across enterprises; at most 2, " + _EXACT,
+    )
+    quality_sensitivity: float = _f(
+        1.0, unit="multiplier", lo=0.0, hi=SENSITIVITY_LIMIT, doc="mean quality sensitivity; at most 100, " + _EXACT
+    )
+    quality_sensitivity_spread: float = _f(
+        0.0, unit="lognormal sigma", lo=0.0, hi=SPREAD_LIMIT, doc="dispersion of quality sensitivity; at most 2"
+    )
+    switching_cost: float = _f(
+        0.0,
+        unit="utility units",
+        lo=0.0,
+        hi=UTILITY_LIMIT,
+        doc="mean cost of leaving the current provider; at most 100, " + _EXACT,
+    )
+    switching_cost_spread: float = _f(
+        0.0, unit="lognormal sigma", lo=0.0, hi=SPREAD_LIMIT, doc="dispersion of switching cost; at most 2"
+    )
     industries: int = _f(20, unit="count", lo=1, hi=32_767, doc="number of industries (network clusters)")
     identical: bool = _f(False, unit="flag", doc="theory mode: every enterprise has size 1 and mean sensitivities")
 
@@ -211,21 +289,30 @@ class NetworkSpec:
 class ChoiceSpec:
     """Weights of the non-price terms of an enterprise's utility (utility units)."""
 
-    ecosystem_weight: float = _f(0.0, unit="utility per index point", lo=0.0, doc="value of ecosystem strength")
+    ecosystem_weight: float = _f(
+        0.0, unit="utility per index point", lo=0.0, hi=UTILITY_LIMIT, doc="value of ecosystem strength; at most 100"
+    )
     service_weight: float = _f(
         0.0,
         unit="utility per log service level",
         lo=0.0,
-        doc="penalty for a provider that rationed last quarter, times log(service level)",
+        hi=UTILITY_LIMIT / 10,
+        doc="penalty for a provider that rationed last quarter, times log(service level) (at least log 1e-6); "
+        "at most 10, " + _EXACT,
     )
     network_weight: float = _f(
         0.0,
         unit="utility per neighbour share",
         lo=0.0,
-        doc="network effect: value of the share of neighbours using the provider",
+        hi=UTILITY_LIMIT,
+        doc="network effect: value of the share of neighbours using the provider; at most 100",
     )
     ai_pull: float = _f(
-        0.0, unit="utility units", lo=0.0, doc="extra utility, for cloud, of the provider the enterprise buys AI from"
+        0.0,
+        unit="utility units",
+        lo=0.0,
+        hi=UTILITY_LIMIT,
+        doc="extra utility, for cloud, of the provider the enterprise buys AI from; at most 100",
     )
     rationed_reevaluation: float = _f(
         1.0,
@@ -253,7 +340,7 @@ class EcosystemSpec:
         unit="USD per quarter",
         lo=0.0,
         lo_open=True,
-        doc="spend that closes half the gap to full strength (1) in one quarter",
+        doc="spend that closes half the gap to full strength (1) in one quarter (only a ratio: any size is exact)",
     )
     leak: float = _f(
         0.0,
@@ -278,7 +365,11 @@ class AdoptionSpec:
     )
     usage_growth: float = _f(0.0, unit="per year", lo=0.0, hi=100.0, doc="growth of an adopter's AI usage")
     usage_cap: float = _f(
-        1.0, unit="multiple of first-quarter usage", lo=1.0, doc="where an adopter's usage stops growing"
+        1.0,
+        unit="multiple of first-quarter usage",
+        lo=1.0,
+        hi=GROWTH_LIMIT,
+        doc="where an adopter's usage stops growing; at most 1e12, " + _FINITE,
     )
 
 
@@ -304,7 +395,11 @@ class CapacitySpec:
         doc="unit cost falls as (cumulative volume / starting cumulative volume)^-b",
     )
     initial_experience: float = _f(
-        8.0, unit="quarters of starting volume", lo=0.1, doc="cumulative volume at the start, for the learning curve"
+        8.0,
+        unit="quarters of starting volume",
+        lo=0.1,
+        hi=1e6,
+        doc="cumulative volume at the start, for the learning curve; at most 1e6",
     )
 
 
@@ -314,13 +409,27 @@ class Scenario:
 
     name: str = _f("unnamed", unit="text", doc="scenario name")
     description: str = _f("", unit="text", doc="what the scenario is for")
-    quarters: int = _f(40, unit="quarters", lo=1, doc="how many quarters a run lasts")
+    quarters: int = _f(
+        40,
+        unit="quarters",
+        lo=1,
+        hi=MAX_QUARTERS,
+        doc="how many quarters a run lasts; at most 4,000 (quarters are stored as int16)",
+    )
     start: str = _f("2025Q4", unit="YYYYQn", doc="calendar quarter of the first step")
-    enterprises: int = _f(10_000, unit="count", lo=1, doc="number of simulated enterprises")
+    enterprises: int = _f(
+        10_000, unit="count", lo=1, hi=MAX_ENTERPRISES, doc="number of simulated enterprises; at most 2^31 - 1"
+    )
     discount_rate: float = _f(0.10, unit="per year", lo=0.0, hi=1.0, doc="rate for NPV of free cash flow")
-    rmb_per_usd: float = _f(7.2, unit="RMB per USD", lo=0.0, lo_open=True, doc="exchange rate for RMB figures")
+    rmb_per_usd: float = _f(
+        7.2, unit="RMB per USD", lo=0.0, lo_open=True, hi=1e6, doc="exchange rate for RMB figures; at most 1e6"
+    )
     oracle_sample: int = _f(
-        2000, unit="count", lo=1, doc="enterprises sampled to evaluate expected demand for strategies"
+        2000,
+        unit="count",
+        lo=1,
+        doc="enterprises sampled to evaluate expected demand for strategies; at most enterprises (when an "
+        "override lowers enterprises below the file's oracle_sample, every enterprise is sampled)",
     )
     products: dict[str, ProductSpec] = _f(unit="table", factory=dict, doc="product lines offered")
     regions: dict[str, RegionSpec] = _f(unit="table", factory=dict, doc="regions")
@@ -377,10 +486,15 @@ def _check_scalar(value: Any, t: type, path: str, meta: dict[str, Any]) -> Any:
     unit = meta.get("unit", "")
     if lo is not None and (value < lo or (meta.get("lo_open") and value == lo)):
         op = ">" if meta.get("lo_open") else ">="
-        raise ScenarioError(f"{path}: must be {op} {lo:g} ({unit}), got {value!r}")
+        raise ScenarioError(f"{path}: must be {op} {_bound(lo, t)} ({unit}), got {value!r}")
     if hi is not None and value > hi:
-        raise ScenarioError(f"{path}: must be <= {hi:g} ({unit}), got {value!r}")
+        raise ScenarioError(f"{path}: must be <= {_bound(hi, t)} ({unit}), got {value!r}")
     return value
+
+
+def _bound(x: float, t: type) -> str:
+    """A bound as a message shows it: whole numbers in full (2,147,483,647), others short (1e-06)."""
+    return f"{int(x):,}" if t is int else f"{x:g}"
 
 
 def _build(cls: type, raw: Any, path: str) -> Any:
@@ -467,6 +581,88 @@ def per_region(table: dict[str, dict[str, float]], product: str, region: str, de
     return value
 
 
+#: Characters a provider or region name may not contain: ``--set`` splits keys at ``.`` and the
+#: value at ``=``, ``*`` is the every-region key of per-region tables, and brackets, quotes and
+#: control characters would make messages and CSV files ambiguous.
+_NAME_FORBIDDEN = re.compile(r"[.=*\[\]\"'\x00-\x1f\x7f]")
+
+
+def _quoted_key(path: str, name: str) -> str:
+    """``path.name`` as a message names it (TOML-quoted when the name is not a bare key)."""
+    return f"{path}.{name}" if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f'{path}."{name}"'
+
+
+def check_name(name: str, key: str, kind: str) -> None:
+    """Raise ScenarioError unless ``name`` can label a ``kind`` (provider, region) in tables and ``--set``."""
+    if not name.strip():
+        raise ScenarioError(f"{key}: a {kind} name cannot be empty")
+    if name != name.strip():
+        raise ScenarioError(f"{key}: {kind} name {name!r} has spaces at its ends (--set could not address it)")
+    bad = _NAME_FORBIDDEN.search(name)
+    if bad:
+        raise ScenarioError(
+            f"{key}: {kind} name {name!r} contains {bad.group()!r}, which --set keys and tables cannot hold "
+            "(use letters, digits, spaces, _ or -)"
+        )
+    if name.casefold() in RESERVED_NAMES:
+        raise ScenarioError(f'{key}: {kind} name {name!r} is reserved: the results label totals with {kind} = "all"')
+
+
+def _check_names(s: Scenario) -> None:
+    """Region and provider names: usable as labels and ``--set`` keys, providers' unique."""
+    for region in s.regions:
+        check_name(region, _quoted_key("regions", region), "region")
+    seen: set[str] = set()
+    for i, p in enumerate(s.providers):
+        check_name(p.name, f"providers[{i}].name", "provider")
+        if p.name in seen:
+            raise ScenarioError(
+                f"providers[{i}].name: two providers are named {p.name!r} (names must be unique: "
+                "tables and --set providers.NAME.KEY address a provider by name)"
+            )
+        seen.add(p.name)
+
+
+def _check_market_sizes(s: Scenario) -> None:
+    """Every product has a market size in every region (theory mode may leave it out: unit demand)."""
+    for rname, r in s.regions.items():
+        where = _quoted_key("regions", rname)
+        for prod in r.market_size:
+            if prod not in s.products:
+                raise ScenarioError(f"{where}.market_size.{prod}: '{prod}' is not a product of this scenario")
+        if s.enterprise.identical:
+            continue
+        for prod in s.products:
+            if prod not in r.market_size:
+                raise ScenarioError(
+                    f"{where}.market_size.{prod}: missing (USD per quarter at the start; only "
+                    "enterprise.identical = true, theory mode, may leave it out for one unit per enterprise)"
+                )
+
+
+def _check_growth(s: Scenario) -> None:
+    """A buyer's volume must not grow more than GROWTH_LIMIT-fold in a run (volumes x prices would overflow)."""
+    for name, product in s.products.items():
+        years = s.quarters / 4.0
+        log_growth = years * math.log1p(product.demand_growth)
+        if product.demand_growth_halflife > 0:  # the rate halves every half-life: log growth <= g H / ln 2
+            log_growth = min(log_growth, product.demand_growth * product.demand_growth_halflife / math.log(2))
+        if name == "ai":
+            log_growth += min(years * math.log1p(s.adoption.usage_growth), math.log(s.adoption.usage_cap))
+        if log_growth > math.log(GROWTH_LIMIT):
+            raise ScenarioError(
+                f"products.{name}.demand_growth: a buyer's volume would grow about 1e{log_growth / math.log(10):.0f}"
+                f"-fold in {s.quarters:,} quarters (at most {GROWTH_LIMIT:g}-fold, so volumes and revenue stay "
+                "finite); lower the growth or the quarters"
+            )
+
+
+def check_oracle_sample(s: Scenario) -> None:
+    """``oracle_sample`` may not exceed ``enterprises`` (the sample is drawn from them)."""
+    if s.oracle_sample > s.enterprises:
+        raise ScenarioError(f"oracle_sample: must be at most enterprises ({s.enterprises:,}), got {s.oracle_sample:,}")
+
+
 def _cross_check(s: Scenario) -> None:
     """Checks that involve more than one field."""
     if not s.products:
@@ -478,18 +674,12 @@ def _cross_check(s: Scenario) -> None:
         raise ScenarioError("regions: at least one region is required")
     if not s.providers:
         raise ScenarioError("providers: at least one provider is required")
+    _check_names(s)
+    _check_market_sizes(s)
+    _check_growth(s)
     total = sum(r.enterprise_share for r in s.regions.values())
     if abs(total - 1.0) > 1e-6:
         raise ScenarioError(f"regions.*.enterprise_share: must add up to 1, got {total:g}")
-    for rname, r in s.regions.items():
-        for prod, size in r.market_size.items():
-            if prod not in s.products:
-                raise ScenarioError(f"regions.{rname}.market_size.{prod}: '{prod}' is not a product of this scenario")
-            if size < 0:
-                raise ScenarioError(f"regions.{rname}.market_size.{prod}: must be >= 0 (USD per quarter), got {size!r}")
-    names = [p.name for p in s.providers]
-    if len(set(names)) != len(names):
-        raise ScenarioError(f"providers: names must be unique, got {', '.join(names)}")
     for p in s.providers:
         where = f"providers.{p.name}"
         for key in ("quality", "price", "marginal_cost"):
@@ -509,12 +699,6 @@ def _cross_check(s: Scenario) -> None:
                 for region in s.regions:
                     if region not in entry and "*" not in entry:
                         raise ScenarioError(f"{where}.{key}.{prod}.{region}: missing")
-        for key in ("price", "marginal_cost"):
-            for prod, entry in getattr(p, key).items():
-                for region, value in entry.items():
-                    if value < 0:
-                        suffix = "" if region == "*" else f".{region}"
-                        raise ScenarioError(f"{where}.{key}.{prod}{suffix}: must be >= 0 (USD per unit), got {value!r}")
         for region, value in p.captive_share.items():
             if region not in s.regions:
                 raise ScenarioError(f"{where}.captive_share.{region}: '{region}' is not a region of this scenario")
@@ -650,11 +834,7 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
         node: Any = out
         for i, part in enumerate(parts[:-1]):
             if isinstance(node, list):
-                match = [p for p in node if isinstance(p, dict) and p.get("name") == part]
-                if not match:
-                    names = ", ".join(str(p.get("name")) for p in node if isinstance(p, dict))
-                    raise ScenarioError(f"{key}: no provider named '{part}' (providers: {names})")
-                node = match[0]
+                node = _provider_named(node, part, key)
                 continue
             if not isinstance(node, dict):
                 raise ScenarioError(f"{key}: '{'.'.join(parts[:i])}' is not a table")
@@ -662,10 +842,28 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
             if nxt is None:
                 nxt = node[part] = {}
             node = nxt
+        if isinstance(node, list):
+            _provider_named(node, parts[-1], key)  # names the provider if it does not exist
+            raise ScenarioError(
+                f"{key}: a provider is a table and cannot be set to one value; set one of its keys "
+                f"({key}.KEY=VALUE, e.g. {key}.price.cloud=0.9; cloudwar describe lists them)"
+            )
         if not isinstance(node, dict):
-            raise ScenarioError(f"{key}: cannot set a key inside a value")
+            where = ".".join(parts[:-1])
+            raise ScenarioError(f"{key}: '{where}' is a value ({node!r}), not a table with keys")
         node[parts[-1]] = value
     return out
+
+
+def _provider_named(providers: list[Any], name: str, key: str) -> dict[str, Any]:
+    """The one provider table called ``name`` in a raw providers list (ScenarioError naming ``key`` otherwise)."""
+    match = [p for p in providers if isinstance(p, dict) and p.get("name") == name]
+    if not match:
+        names = ", ".join(str(p.get("name")) for p in providers if isinstance(p, dict))
+        raise ScenarioError(f"{key}: no provider named '{name}' (providers: {names})")
+    if len(match) > 1:
+        raise ScenarioError(f"{key}: {len(match)} providers are named '{name}' in the scenario (names must be unique)")
+    return match[0]
 
 
 def load_scenario(name_or_path: str | Path = "baseline", overrides: dict[str, Any] | None = None) -> Scenario:
@@ -675,7 +873,19 @@ def load_scenario(name_or_path: str | Path = "baseline", overrides: dict[str, An
     raw = read_scenario_toml(name_or_path)
     if overrides:
         raw = apply_overrides(raw, overrides)
-    return parse_scenario(raw)
+    return _checked_sample(parse_scenario(raw), overrides or {})
+
+
+def _checked_sample(s: Scenario, overrides: dict[str, Any]) -> Scenario:
+    """Refuse an ``oracle_sample`` above ``enterprises``, unless only an override lowered ``enterprises``.
+
+    Lowering ``enterprises`` for a quick run (``--set enterprises=500``) keeps the file's sample
+    size, which then covers every enterprise; asking for a larger sample than that, or a file
+    that does, is an error.
+    """
+    if "oracle_sample" in overrides or "enterprises" not in overrides:
+        check_oracle_sample(s)
+    return s
 
 
 def scenario_to_dict(s: Scenario) -> dict[str, Any]:
@@ -696,7 +906,10 @@ def scenario_to_dict(s: Scenario) -> dict[str, Any]:
 
 
 def _reparse(s: Scenario, overrides: dict[str, Any]) -> Scenario:
-    return parse_scenario(apply_overrides(scenario_to_dict(s), overrides))
+    out = parse_scenario(apply_overrides(scenario_to_dict(s), overrides))
+    if "oracle_sample" in overrides:  # s itself passed the check when it was loaded
+        check_oracle_sample(out)
+    return out
 
 
 def describe_fields(cls: type = Scenario, prefix: str = "") -> list[tuple[str, str, str, str]]:
