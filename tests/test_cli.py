@@ -53,7 +53,7 @@ def test_same_seed_same_csv(tmp_path):
         (["run", "--set", "name=[1,"], "is not a valid TOML value"),
         (["run", "--set", "start=hello"], "expected a calendar quarter"),
         (["run", "--set", "enterprises=500", "--set", "network.mean_degree=1e9"], "must be below the number"),
-        (["run", "--set", "enterprise.industries=99999999999999999999"], "must be <= 32767"),
+        (["run", "--set", "enterprise.industries=99999999999999999999"], "must be <= 32,767"),
         (["run", "--set", "providers.Alibaba.strategy={bogus=1}"], "no 'kind'"),
         (["run", "--set", 'providers.Alibaba.strategy={kind="share_first", capex_plan=inf}'], "finite number"),
         (["run", "--set", 'providers.Alibaba.strategy={kind="share_first", price_ratio={cloud=1}}'], "'ai'"),
