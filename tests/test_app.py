@@ -1,4 +1,4 @@
-"""The dashboard (cloudwar.dashboard.app) without a browser: controls, the session model, charts, and the page
+"""The dashboard (cloudwar.dashboard.*) without a browser: controls, the session model, charts, and the page
 rendered with Solara's own test renderer; and the ``cloudwar serve`` command (cloudwar.dashboard.serve)."""
 
 from __future__ import annotations
@@ -410,3 +410,15 @@ def test_serve_module_is_cheap_to_import():
     code = "import sys, cloudwar.dashboard.serve; print(sorted(m for m in ('solara', 'mesa.visualization') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_only_the_page_module_imports_solara():
+    modules = ", ".join(f"cloudwar.dashboard.{m}" for m in ("controls", "session", "charts", "summary"))
+    code = (
+        f"import sys, {modules}; "
+        "print(sorted(m for m in ('solara', 'mesa.visualization', 'ipywidgets') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    code = "import sys, cloudwar.dashboard.app; print('solara' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "True\n"
