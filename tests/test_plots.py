@@ -76,6 +76,7 @@ def test_run_figure_and_dashboard_chart_draw_the_same_series(session, composed, 
 
 
 def test_share_lines_are_the_tidy_tables_values(session, composed):
+    assert plots.ALL == ALL  # plots reads the tidy table by its labels (it imports nothing from cloudwar)
     wide = metric_table(session.results(), "revenue_share", "china", "ai")
     lines = series(panel(composed, "China AI: revenue share"))
     for name, (x, y, _) in lines.items():

@@ -4,16 +4,16 @@ Each panel function draws one chart onto a matplotlib ``Axes`` from the tidy tab
 :func:`cloudwar.results.tidy_results` (columns ``quarter, provider, region, product, metric,
 value``) and labels its units:
 
-======================  ==================================================================
-panel                   what, in which unit
-======================  ==================================================================
-:func:`share_panel`     revenue share of each provider in one (region, product) market, %
-:func:`price_panel`     price of each provider in one market, USD per unit of the product
-:func:`margin_panel`    operating margin, all products and regions, %, with the 30% line
-:func:`cash_flow_panel` cumulative free cash flow, USD bn (plain USD for a small market)
-:func:`utilisation_panel` capacity utilisation, all regions, %
-:func:`band`            median and 10-90% band of many runs (ensembles of seeds)
-======================  ==================================================================
+==========================  ==================================================================
+panel                       what, in which unit
+==========================  ==================================================================
+:func:`share_panel`         revenue share of each provider in one (region, product) market, %
+:func:`price_panel`         price of each provider in one market, USD per unit of the product
+:func:`margin_panel`        operating margin, all products and regions, %, with the 30% line
+:func:`cash_flow_panel`     cumulative free cash flow, USD bn (plain USD for a small market)
+:func:`utilisation_panel`   capacity utilisation, all regions, %
+:func:`band`                median and 10-90% band of many runs (ensembles of seeds)
+==========================  ==================================================================
 
 A provider has the same colour in every panel (:func:`provider_colours`, in the table's provider
 order, which is the scenario's). :func:`figure` composes the panels into the figure that
@@ -22,8 +22,9 @@ charts through the same panel functions.
 
 This module imports nothing from ``cloudwar`` (it reads the table by its column names), so
 :mod:`cloudwar.results` can call it without an import cycle. No pyplot: figures are plain
-:class:`~matplotlib.figure.Figure` objects, safe to draw from several threads (the dashboard does). matplotlib itself is imported when
-something is drawn: importing this module (as experiments/_common does, in every worker) is cheap.
+:class:`~matplotlib.figure.Figure` objects, safe to draw from several threads (the dashboard
+does). matplotlib itself is imported when something is drawn, so importing this module (as
+experiments/_common does, in every worker process) costs nothing.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ Colours = Mapping[str, Any]
 def provider_colours(names: Sequence[str]) -> dict[str, Any]:
     """A fixed RGBA colour per provider, in the given order (tab10, or tab20 for more than ten)."""
     from matplotlib import colormaps
+
     cmap = colormaps["tab10" if len(names) <= 10 else "tab20"]
     return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
 
@@ -99,6 +101,7 @@ def lines(
     market) gets no line; ``only`` restricts the lines further.
     """
     from matplotlib.ticker import MaxNLocator
+
     keep = None if only is None else set(only)
     for name, colour in colours.items():
         if name not in wide or (keep is not None and name not in keep):
@@ -230,6 +233,7 @@ def figure(
     the 30% line, cumulative free cash flow and capacity utilisation, three panels a row, with one
     legend of the providers below."""
     from matplotlib.figure import Figure
+
     markets = markets_in(results) if markets is None else list(markets)
     colours = _colours(results, colours)
     panels = len(markets) + 3

@@ -15,16 +15,18 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mesa
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from cloudwar.dashboard.controls import Controls
 from cloudwar.model.market import CloudMarket
 from cloudwar.scenario import ScenarioError, one_line
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 
