@@ -37,6 +37,7 @@ import pandas as pd
 
 from cloudwar.cli.main import positive_int as cli_positive_int
 from cloudwar.cli.main import seed_int as cli_seed_int
+from cloudwar.plots import band  # noqa: F401  (re-exported: one band for every figure)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -226,15 +227,6 @@ def terminal_value(operating_income_last_year: np.ndarray, discount_rate: float,
     """
     perpetuity = np.maximum(operating_income_last_year, 0.0) / discount_rate
     return perpetuity / (1.0 + discount_rate) ** (quarters / 4.0)
-
-
-def band(ax: Any, wide: pd.DataFrame, label: str, color: Any, scale: float = 1.0) -> None:
-    """Median line with the 10-90% band across runs (rows) of a wide table (quarters across)."""
-    x = wide.columns.to_numpy()
-    values = wide.to_numpy() * scale
-    low, mid, high = np.nanpercentile(values, [10, 50, 90], axis=0)
-    ax.fill_between(x, low, high, color=color, alpha=0.2, linewidth=0)
-    ax.plot(x, mid, color=color, label=label)
 
 
 def quantiles(values: np.ndarray) -> str:

@@ -1,4 +1,4 @@
-"""The dashboard (cloudwar.dashboard.app) without a browser: controls, the session model, charts, and the page
+"""The dashboard (cloudwar.dashboard.*) without a browser: controls, the session model, charts, and the page
 rendered with Solara's own test renderer; and the ``cloudwar serve`` command (cloudwar.dashboard.serve)."""
 
 from __future__ import annotations
@@ -20,6 +20,17 @@ from solara.widgets import HTML
 
 from cloudwar.cli import main
 from cloudwar.dashboard import app, serve
+from cloudwar.dashboard.charts import CHARTS
+from cloudwar.dashboard.controls import (
+    DEFAULT_ENTERPRISES,
+    PRESETS_OWN,
+    PRESETS_RULE,
+    STRATEGY_KEY,
+    Controls,
+    model_params,
+)
+from cloudwar.dashboard.session import NETWORK_SAMPLE, MarketSession, snowball_sample
+from cloudwar.dashboard.summary import calendar_quarter, summary_html, summary_table
 from cloudwar.model.market import CloudMarket
 from cloudwar.scenario import load_scenario
 from cloudwar.strategies import REGISTRY, CostPlus, FixedPrice, Strategy
@@ -27,7 +38,7 @@ from cloudwar.strategies import REGISTRY, CostPlus, FixedPrice, Strategy
 BASELINE = load_scenario("baseline")
 
 
-def provider(session: app.MarketSession, name: str):
+def provider(session: MarketSession, name: str):
     return next(p for p in session.market.providers_list if p.name == name)
 
 
@@ -35,9 +46,9 @@ def provider(session: app.MarketSession, name: str):
 # Controls and the session model
 # --------------------------------------------------------------------------------------------
 def test_default_controls_run_the_shipped_preset():
-    assert app.Controls().overrides(BASELINE) == {"enterprises": app.DEFAULT_ENTERPRISES}
-    session = app.MarketSession()
-    reference = CloudMarket("baseline", rng=0, overrides={"enterprises": app.DEFAULT_ENTERPRISES})
+    assert Controls().overrides(BASELINE) == {"enterprises": DEFAULT_ENTERPRISES}
+    session = MarketSession()
+    reference = CloudMarket("baseline", rng=0, overrides={"enterprises": DEFAULT_ENTERPRISES})
     for _ in range(3):
         session.step()
         reference.step()
@@ -46,24 +57,24 @@ def test_default_controls_run_the_shipped_preset():
 
 
 def test_alibaba_price_level_scales_every_starting_price():
-    base = app.MarketSession()
-    cheap = app.MarketSession(alibaba_price_level=0.5)
+    base = MarketSession()
+    cheap = MarketSession(alibaba_price_level=0.5)
     np.testing.assert_allclose(provider(cheap, "Alibaba").prices, 0.5 * provider(base, "Alibaba").prices)
     np.testing.assert_array_equal(provider(cheap, "Tencent").prices, provider(base, "Tencent").prices)
 
 
 def test_capex_plan_scales_the_committed_plan_of_alibabas_playbook():
-    session = app.MarketSession(alibaba_capex_plan="2x")
+    session = MarketSession(alibaba_capex_plan="2x")
     strategy = provider(session, "Alibaba").strategy
     assert hasattr(strategy, "capex_plan"), "the baseline's Alibaba plays a playbook with a committed plan"
     assert strategy.capex_plan == pytest.approx(2 * 380e9)  # RMB, twice the announced plan
-    assert type(strategy) is type(provider(app.MarketSession(), "Alibaba").strategy)  # pricing kept
-    assert provider(session, "Tencent").strategy == provider(app.MarketSession(), "Tencent").strategy
-    assert app.MarketSession(alibaba_capex_plan=app.PRESETS_RULE).controls.alibaba_capex_plan is None
+    assert type(strategy) is type(provider(MarketSession(), "Alibaba").strategy)  # pricing kept
+    assert provider(session, "Tencent").strategy == provider(MarketSession(), "Tencent").strategy
+    assert MarketSession(alibaba_capex_plan=PRESETS_RULE).controls.alibaba_capex_plan is None
 
 
 def test_capex_plan_makes_any_other_strategy_spend_the_plan_evenly():
-    session = app.MarketSession(alibaba_capex_plan="2x", **{"strategy: Alibaba": "cost_plus"})
+    session = MarketSession(alibaba_capex_plan="2x", **{"strategy: Alibaba": "cost_plus"})
     strategy = provider(session, "Alibaba").strategy
     per_quarter = 2 * 380e9 / 12 / BASELINE.rmb_per_usd  # RMB 380bn over three years, twice
     assert (strategy.capex_rule, strategy.capex) == ("fixed", pytest.approx(per_quarter))
@@ -73,18 +84,18 @@ def test_capex_plan_makes_any_other_strategy_spend_the_plan_evenly():
 
 
 def test_multipliers_scale_the_presets_switching_cost_and_network_weight():
-    config = app.MarketSession(switching_cost=2.0, network_weight=0.0).market.config
+    config = MarketSession(switching_cost=2.0, network_weight=0.0).market.config
     assert config.enterprise.switching_cost == pytest.approx(2 * BASELINE.enterprise.switching_cost)
     assert config.choice.network_weight == 0.0
 
 
 def test_strategy_choice_replaces_the_kind_and_keeps_the_parameters_it_accepts():
     # calvano_duopoly's firms play best_response with capex_rule = "none".
-    session = app.MarketSession(preset="calvano_duopoly", **{"strategy: Firm 1": "fixed_price"})
+    session = MarketSession(preset="calvano_duopoly", **{"strategy: Firm 1": "fixed_price"})
     firm1, firm2 = (p.strategy for p in session.market.providers_list)
     assert isinstance(firm1, FixedPrice) and firm1.capex_rule == "none"
     assert type(firm2).__name__ == "BestResponse"
-    untouched = app.MarketSession(preset="calvano_duopoly", **{"strategy: Firm 1": app.PRESETS_OWN})
+    untouched = MarketSession(preset="calvano_duopoly", **{"strategy: Firm 1": PRESETS_OWN})
     assert type(untouched.market.providers_list[0].strategy).__name__ == "BestResponse"
 
 
@@ -101,17 +112,17 @@ def test_strategy_choice_replaces_the_kind_and_keeps_the_parameters_it_accepts()
     ],
 )
 def test_bad_controls_become_a_message_not_an_exception(inputs, message):
-    session = app.MarketSession(**inputs)
+    session = MarketSession(**inputs)
     assert session.market is None and not session.running
     assert message in session.error and "\n" not in session.error
     session.step()  # a no-op, not a crash
     assert session.quarter == 0
-    assert "No model" in app.summary_html(session)
-    assert session.chart_png("shares-1", app.CHARTS["shares-1"]).startswith(b"\x89PNG")
+    assert "No model" in summary_html(session)
+    assert session.chart_png("shares-1", CHARTS["shares-1"]).startswith(b"\x89PNG")
 
 
 def test_a_failing_quarter_stops_the_session_with_a_message(monkeypatch):
-    session = app.MarketSession()
+    session = MarketSession()
     session.step()
 
     def broken_step():
@@ -124,24 +135,24 @@ def test_a_failing_quarter_stops_the_session_with_a_message(monkeypatch):
     assert session.error == "Quarter 2 failed: ValueError: the books do not balance"
     # the page still draws, from the last completed quarter
     assert session.quarter == 1
-    assert "Quarter 1 of 40" in app.summary_html(session)
-    assert all(session.chart_png(name, draw).startswith(b"\x89PNG") for name, draw in app.CHARTS.items())
+    assert "Quarter 1 of 40" in summary_html(session)
+    assert all(session.chart_png(name, draw).startswith(b"\x89PNG") for name, draw in CHARTS.items())
 
 
 @pytest.mark.parametrize("provider", ["Alibaba", "Tencent"])
 def test_a_strategy_that_fails_in_a_real_quarter_leaves_a_drawable_page(provider):
     # q_learning needs one learner per market with few providers: in the baseline it fails in quarter 1
-    session = app.MarketSession(**{"enterprises": 1000, f"strategy: {provider}": "q_learning"})
+    session = MarketSession(**{"enterprises": 1000, f"strategy: {provider}": "q_learning"})
     assert session.error is None
     session.step()
     assert session.error is not None and session.error.startswith("Quarter 1 failed:") and "\n" not in session.error
     assert session.quarter == 0 and not session.running
-    assert "Quarter 0 of 40" in app.summary_html(session)
-    assert all(session.chart_png(name, draw).startswith(b"\x89PNG") for name, draw in app.CHARTS.items())
+    assert "Quarter 0 of 40" in summary_html(session)
+    assert all(session.chart_png(name, draw).startswith(b"\x89PNG") for name, draw in CHARTS.items())
 
 
 def test_the_session_stops_at_the_end_of_the_scenario():
-    session = app.MarketSession(enterprises=500, preset="calvano_duopoly")
+    session = MarketSession(enterprises=500, preset="calvano_duopoly")
     quarters = session.market.config.quarters
     for _ in range(quarters + 5):  # SolaraViz's render interval steps without looking at running
         session.step()
@@ -149,7 +160,7 @@ def test_the_session_stops_at_the_end_of_the_scenario():
 
 
 def test_joint_profit_alone_in_a_market_prices_within_the_ceiling():
-    session = app.MarketSession(**{"enterprises": 1000, "strategy: Tencent": "joint_profit"})
+    session = MarketSession(**{"enterprises": 1000, "strategy: Tencent": "joint_profit"})
     for _ in range(3):
         session.step()
     assert session.error is None, session.error
@@ -158,7 +169,7 @@ def test_joint_profit_alone_in_a_market_prices_within_the_ceiling():
 
 
 def test_controls_from_the_sidebar_are_parsed_once():
-    controls = app.Controls.from_inputs(
+    controls = Controls.from_inputs(
         {"seed": " 12 ", "enterprises": 4000.0, "alibaba_capex_plan": "1.5x", "strategy: AWS": "fixed_price"}
     )
     assert (controls.seed, controls.enterprises, controls.alibaba_capex_plan) == (12, 4000, 1.5)
@@ -166,15 +177,15 @@ def test_controls_from_the_sidebar_are_parsed_once():
 
 
 def test_strategy_choices_follow_the_registry():
-    params = app.model_params()
-    assert params["strategy: Alibaba"]["values"] == [app.PRESETS_OWN, *sorted(REGISTRY)]
+    params = model_params()
+    assert params["strategy: Alibaba"]["values"] == [PRESETS_OWN, *sorted(REGISTRY)]
     # every shipped preset's providers, the default preset's first; the others say where they belong
     theory = load_scenario("calvano_duopoly").provider_names
-    assert [k.removeprefix(app.STRATEGY_KEY) for k in params if k.startswith(app.STRATEGY_KEY)] == [
+    assert [k.removeprefix(STRATEGY_KEY) for k in params if k.startswith(STRATEGY_KEY)] == [
         *BASELINE.provider_names,
         *theory,
     ]
-    assert params[f"{app.STRATEGY_KEY}{theory[0]}"]["label"] == f"{theory[0]} (calvano_duopoly only)"
+    assert params[f"{STRATEGY_KEY}{theory[0]}"]["label"] == f"{theory[0]} (calvano_duopoly only)"
     assert params["strategy: Alibaba"]["label"] == "Alibaba"
 
     @dataclasses.dataclass
@@ -182,7 +193,7 @@ def test_strategy_choices_follow_the_registry():
         kind = "test_dashboarded"
 
     try:
-        assert "test_dashboarded" in app.model_params()["strategy: Tencent"]["values"]
+        assert "test_dashboarded" in model_params()["strategy: Tencent"]["values"]
     finally:
         del REGISTRY["test_dashboarded"]
 
@@ -191,23 +202,23 @@ def test_strategy_choices_follow_the_registry():
 # Charts, network view, summary
 # --------------------------------------------------------------------------------------------
 def test_charts_are_drawn_once_per_quarter_and_change_as_it_steps():
-    session = app.MarketSession(enterprises=1000)
-    before = {name: session.chart_png(name, draw) for name, draw in app.CHARTS.items()}
+    session = MarketSession(enterprises=1000)
+    before = {name: session.chart_png(name, draw) for name, draw in CHARTS.items()}
     assert all(png.startswith(b"\x89PNG") for png in before.values())
-    assert session.chart_png("margins", app.CHARTS["margins"]) is before["margins"]  # cached
+    assert session.chart_png("margins", CHARTS["margins"]) is before["margins"]  # cached
     session.step()
     session.step()
-    after = {name: session.chart_png(name, draw) for name, draw in app.CHARTS.items()}
-    assert all(after[name] != before[name] for name in app.CHARTS)
+    after = {name: session.chart_png(name, draw) for name, draw in CHARTS.items()}
+    assert all(after[name] != before[name] for name in CHARTS)
 
 
 def test_network_view_is_a_sample_laid_out_once_without_touching_the_run():
-    drawn = app.MarketSession(enterprises=2000)
+    drawn = MarketSession(enterprises=2000)
     view = drawn.network_view
-    assert len(view.nodes) == app.NETWORK_SAMPLE and len(np.unique(view.nodes)) == len(view.nodes)
-    assert view.positions.shape == (app.NETWORK_SAMPLE, 2) and np.all(np.isfinite(view.positions))
-    assert view.links_in_sample > app.NETWORK_SAMPLE  # neighbourhoods, not scattered dots
-    undrawn = app.MarketSession(enterprises=2000)
+    assert len(view.nodes) == NETWORK_SAMPLE and len(np.unique(view.nodes)) == len(view.nodes)
+    assert view.positions.shape == (NETWORK_SAMPLE, 2) and np.all(np.isfinite(view.positions))
+    assert view.links_in_sample > NETWORK_SAMPLE  # neighbourhoods, not scattered dots
+    undrawn = MarketSession(enterprises=2000)
     for _ in range(2):
         drawn.step()
         undrawn.step()
@@ -217,7 +228,7 @@ def test_network_view_is_a_sample_laid_out_once_without_touching_the_run():
 
 def test_snowball_sample_fills_up_when_the_network_has_no_links():
     network = load_network_free_model().network
-    nodes = app.snowball_sample(network, 500, 120, np.random.default_rng(1))
+    nodes = snowball_sample(network, 500, 120, np.random.default_rng(1))
     assert len(nodes) == 120 and len(np.unique(nodes)) == 120
 
 
@@ -226,12 +237,12 @@ def load_network_free_model() -> CloudMarket:
 
 
 def test_summary_names_the_quarter_and_the_leaders():
-    session = app.MarketSession(enterprises=1000)
-    assert '<h3 class="cloudwar-quarter">Quarter 0 of 40</h3>' in app.summary_html(session)
+    session = MarketSession(enterprises=1000)
+    assert '<h3 class="cloudwar-quarter">Quarter 0 of 40</h3>' in summary_html(session)
     session.step()
-    html = app.summary_html(session)
+    html = summary_html(session)
     assert f"Quarter 1 of 40 ({BASELINE.start})" in html
-    table = app.summary_table(session)
+    table = summary_table(session)
     assert list(table.columns) == ["China AI share", "global cloud share", "operating margin", "cum. FCF (USD bn)"]
     assert table["global cloud share"].sum() == pytest.approx(1.0)
     leader = table["China AI share"].idxmax()
@@ -239,7 +250,7 @@ def test_summary_names_the_quarter_and_the_leaders():
 
 
 def test_calendar_quarters():
-    assert [app.calendar_quarter("2025Q4", q) for q in (1, 2, 5, 6)] == ["2025Q4", "2026Q1", "2026Q4", "2027Q1"]
+    assert [calendar_quarter("2025Q4", q) for q in (1, 2, 5, 6)] == ["2025Q4", "2026Q1", "2026Q4", "2027Q1"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,7 +282,7 @@ def errors(rc) -> list[str]:
 def test_page_steps_and_resets_with_new_controls():
     rc = render_page()
     assert "Quarter 0 of 40" in summary(rc)
-    assert {f"cloudwar-chart-{name}" for name in app.CHARTS} <= {
+    assert {f"cloudwar-chart-{name}" for name in CHARTS} <= {
         c for w in rc.find(ipywidgets.Image).widgets for c in w._dom_classes
     }
     shares = chart_png(rc, "shares-1")
@@ -302,7 +313,7 @@ def test_page_shows_a_bad_combination_and_recovers():
     button(rc, "Step").click()  # nothing to step: stays alive, Step is then disabled
     assert button(rc, "Step").disabled
 
-    rc.find(v.Select, label="Alibaba").widget.v_model = app.PRESETS_OWN
+    rc.find(v.Select, label="Alibaba").widget.v_model = PRESETS_OWN
     button(rc, "Reset").click()
     assert errors(rc) == []
     assert "Quarter 0 of 30" in summary(rc)
@@ -399,3 +410,15 @@ def test_serve_module_is_cheap_to_import():
     code = "import sys, cloudwar.dashboard.serve; print(sorted(m for m in ('solara', 'mesa.visualization') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_only_the_page_module_imports_solara():
+    modules = ", ".join(f"cloudwar.dashboard.{m}" for m in ("controls", "session", "charts", "summary"))
+    code = (
+        f"import sys, {modules}; "
+        "print(sorted(m for m in ('solara', 'mesa.visualization', 'ipywidgets') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    code = "import sys, cloudwar.dashboard.app; print('solara' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "True\n"

@@ -219,15 +219,20 @@ def metric_table(results: pd.DataFrame, metric: str, region: str = ALL, product:
     return sel.pivot(index="quarter", columns="provider", values="value")
 
 
+def share_column(region: str, product: str) -> str:
+    """The :func:`summary_table` column of the revenue share in a market: 'ai share china', 'cloud share world'."""
+    return f"{product} share {'world' if region == ALL else region}"
+
+
 def summary_table(results: pd.DataFrame) -> pd.DataFrame:
-    """The last quarter per provider: shares of each market, margin, cumulative FCF and NPV."""
+    """The last quarter per provider: revenue share of each market (fraction, columns named by
+    :func:`share_column`), operating margin (fraction), cumulative FCF and NPV (USD bn)."""
     last = results[results.quarter == results.quarter.max()]
     providers = [p for p in pd.unique(last.provider) if p != ALL]
     out = pd.DataFrame(index=pd.Index(providers, name="provider"))
     share = last[(last.metric == "revenue_share") & (last["product"] != ALL)]
     for (region, product), group in share.groupby(["region", "product"], sort=False):
-        label = f"{product} share {'world' if region == ALL else region}"
-        out[label] = group.set_index("provider")["value"].reindex(providers)
+        out[share_column(region, product)] = group.set_index("provider")["value"].reindex(providers)
     totals = last[(last.region == ALL) & (last["product"] == ALL)].pivot(
         index="provider", columns="metric", values="value"
     )
@@ -239,54 +244,9 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
 
 def plot_results(results: pd.DataFrame, path: str | Path, title: str = "") -> Path:
     """Revenue shares per market, operating margins (with the 30% 'AWS model' line), cumulative free
-    cash flow and capacity utilisation, as one PNG."""
-    import matplotlib
+    cash flow and capacity utilisation, as one PNG at ``path`` (:func:`cloudwar.plots.figure`)."""
+    from cloudwar.plots import FIGURE_DPI, figure  # matplotlib only when a figure is asked for
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    shares = results[(results.metric == "revenue_share") & (results["product"] != ALL)]
-    markets = [(r, p) for r, p in shares[["region", "product"]].drop_duplicates().itertuples(index=False)]
-    markets.sort(key=lambda m: (m[0] == ALL, m[0], m[1]))  # regions first, the world last
-    providers = [p for p in pd.unique(results.provider) if p != ALL]
-    colours = {p: plt.cm.tab10(i % 10) for i, p in enumerate(providers)}
-    panels = len(markets) + 3
-    cols = 3
-    rows = -(-panels // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), squeeze=False)
-    flat = list(axes.ravel())
-
-    def lines(ax, wide: pd.DataFrame, scale: float, label: bool = False) -> None:
-        for p in providers:
-            if p in wide and wide[p].abs().sum() > 0:
-                ax.plot(wide.index, scale * wide[p], color=colours[p], label=p if label else None)
-        ax.set_xlabel("quarter")
-        ax.grid(alpha=0.3)
-
-    for ax, (region, product) in zip(flat, markets, strict=False):
-        lines(ax, metric_table(results, "revenue_share", region, product), 100)
-        ax.set_title(f"{product} revenue share, {'world' if region == ALL else region}")
-        ax.set_ylabel("share of revenue (%)")
-    ax_margin, ax_fcf, ax_util = flat[len(markets) : len(markets) + 3]
-    lines(ax_margin, metric_table(results, "operating_margin"), 100, label=True)
-    ax_margin.axhline(30, color="black", linestyle="--", linewidth=1, label="30% (AWS model)")
-    ax_margin.set_title("operating margin, all products")
-    ax_margin.set_ylabel("operating income / revenue (%)")
-    lines(ax_fcf, metric_table(results, "cumulative_free_cash_flow"), 1e-9)
-    ax_fcf.axhline(0, color="black", linewidth=0.8)
-    ax_fcf.set_title("cumulative free cash flow")
-    ax_fcf.set_ylabel("USD bn")
-    lines(ax_util, metric_table(results, "capacity_utilisation"), 100)
-    ax_util.set_title("capacity utilisation, all regions")
-    ax_util.set_ylabel("served compute / capacity (%)")
-    for ax in flat[panels:]:
-        ax.axis("off")
-    handles, labels = ax_margin.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), frameon=False)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.07, 1, 0.97))
     path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    figure(results, title=title).savefig(path, dpi=FIGURE_DPI)
     return path

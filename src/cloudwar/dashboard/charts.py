@@ -1,0 +1,166 @@
+"""The dashboard's charts: one matplotlib figure per tile, drawn through :mod:`cloudwar.plots`' panels.
+
+Each ``draw_*`` function takes a :class:`~cloudwar.dashboard.session.MarketSession` and returns a
+:class:`~matplotlib.figure.Figure` sized for a half-width tile; :data:`CHARTS` names them for the
+page. The share, price, margin, utilisation and cash-flow charts are the panels of
+``cloudwar run``'s figure (:func:`cloudwar.plots.figure`), drawn from the same tidy table with the
+same colours; the network view is the dashboard's own. Nothing here imports Solara.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+
+from cloudwar import plots
+from cloudwar.dashboard.session import MarketSession
+from cloudwar.scenario import Scenario
+
+# Markets the share and price charts show, when the preset has them (else its first two).
+PREFERRED_MARKETS = (("china", "ai"), ("global", "cloud"))
+NO_PROVIDER_COLOUR = (0.85, 0.85, 0.85, 1.0)  # network view: not buying the product (yet)
+NO_MODEL = "no model: see the message in the summary"
+
+
+def chart_markets(config: Scenario) -> list[tuple[str, str]]:
+    """(region, product) markets for the share and price charts: China AI and global cloud if present."""
+    markets = [(r, p) for r, p in PREFERRED_MARKETS if r in config.regions and p in config.products]
+    if not markets:
+        markets = [(r, p) for p in config.products for r in config.regions][:2]
+    return markets
+
+
+def short_unit(unit: str) -> str:
+    """'compute unit (CU): USD 1 of ...' -> 'compute unit'."""
+    return unit.split(":")[0].split("(")[0].strip() or "unit"
+
+
+def session_colours(session: MarketSession) -> dict[str, Any]:
+    """The colour of each provider of the session's model: in every chart and the summary's key."""
+    return plots.provider_colours(session.market.provider_names if session.market is not None else [])
+
+
+def _figure() -> tuple[Figure, Any]:
+    # Sized for a half-width tile. No legend: the summary card's table is the colour key of every
+    # chart (nine legends took half the drawing time), and a fixed layout (constrained layout
+    # would double it).
+    fig = Figure(figsize=(6.0, 3.7))
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.13, top=0.91)
+    return fig, fig.add_subplot()
+
+
+def _results_or_note(session: MarketSession, ax: Any, title: str) -> pd.DataFrame | None:
+    """The results to draw, or None after titling ``ax`` and writing on it why there are none yet."""
+    if session.market is None or session.quarter == 0:
+        ax.set_title(title, fontsize=plots.TITLE_SIZE)
+        plots.note(ax, NO_MODEL if session.market is None else "quarter 0: press Step or \u25b6 to run")
+        return None
+    return session.results()
+
+
+def _market_chart(
+    session: MarketSession, index: int, what: str, panel: Callable[[Any, pd.DataFrame, str, str], Any]
+) -> Figure:
+    """The index-th charted market's chart ``what`` ('revenue share', 'price'), drawn by ``panel``."""
+    fig, ax = _figure()
+    markets = chart_markets(session.market.config) if session.market is not None else []
+    if index >= len(markets):
+        ax.set_title(what, fontsize=plots.TITLE_SIZE)
+        plots.note(ax, "this preset has no second market" if session.market else NO_MODEL)
+        return fig
+    region, product = markets[index]
+    results = _results_or_note(session, ax, f"{plots.market_label(region, product)}: {what}")
+    if results is not None:
+        panel(ax, results, region, product)
+    return fig
+
+
+def draw_shares(session: MarketSession, index: int) -> Figure:
+    """Revenue share by provider in the index-th charted market (China AI, global cloud), %."""
+
+    def panel(ax: Any, results: pd.DataFrame, region: str, product: str) -> None:
+        plots.share_panel(ax, results, region, product, session_colours(session))
+
+    return _market_chart(session, index, "revenue share", panel)
+
+
+def draw_prices(session: MarketSession, index: int) -> Figure:
+    """Prices by provider in the index-th charted market, USD per unit of the product; only the
+    providers present in the region."""
+
+    def panel(ax: Any, results: pd.DataFrame, region: str, product: str) -> None:
+        market = session.market
+        r = market.region_names.index(region)
+        present = [p.name for p in market.providers_list if p.presence[r] > 0]
+        unit = short_unit(market.config.products[product].unit)
+        plots.price_panel(ax, results, region, product, unit, session_colours(session), only=present)
+
+    return _market_chart(session, index, "price", panel)
+
+
+def _whole_market_chart(session: MarketSession, title: str, panel: Callable[..., Any]) -> Figure:
+    fig, ax = _figure()
+    results = _results_or_note(session, ax, title)
+    if results is not None:
+        panel(ax, results, session_colours(session))
+    return fig
+
+
+def draw_margins(session: MarketSession) -> Figure:
+    """Operating margin by provider, all products and regions (%), with the 30% line."""
+    return _whole_market_chart(session, "operating margin, all products and regions", plots.margin_panel)
+
+
+def draw_utilisation(session: MarketSession) -> Figure:
+    """Capacity utilisation by provider, all regions (%)."""
+    return _whole_market_chart(session, "capacity utilisation, all regions", plots.utilisation_panel)
+
+
+def draw_cash_flow(session: MarketSession) -> Figure:
+    """Cumulative free cash flow by provider (USD bn; plain USD for a small theory market)."""
+    return _whole_market_chart(session, "cumulative free cash flow", plots.cash_flow_panel)
+
+
+def draw_network(session: MarketSession) -> Figure:
+    """A sample of the enterprise network, each enterprise coloured by its AI provider."""
+    market = session.market
+    fig, ax = _figure()
+    if market is None:
+        ax.set_title("enterprise network", fontsize=plots.TITLE_SIZE)
+        plots.note(ax, NO_MODEL)
+        return fig
+    product = "ai" if "ai" in market.product_names else market.product_names[0]
+    label = plots.market_label("", product)
+    view = session.network_view
+    ax.set_title(
+        f"{len(view.nodes)} of {market.population.n:,} enterprises, {view.links_in_sample:,} links;\n"
+        f"colour: {label} provider (grey: none)",
+        fontsize=10,
+    )
+    fig.subplots_adjust(top=0.87)  # two-line title
+    ax.set_axis_off()
+    providers = market.population.provider[market.product_names.index(product), view.nodes].astype(int)
+    colours = session_colours(session)
+    palette = np.array([colours[n] for n in market.provider_names] + [NO_PROVIDER_COLOUR])
+    ax.add_collection(LineCollection(view.segments, colors="0.75", linewidths=0.4, zorder=1))
+    ax.scatter(*view.positions.T, s=14, c=palette[providers], edgecolors="0.3", linewidths=0.3, zorder=2)
+    ax.autoscale()
+    return fig
+
+
+CHARTS: dict[str, Callable[[MarketSession], Figure]] = {
+    "shares-1": functools.partial(draw_shares, index=0),
+    "shares-2": functools.partial(draw_shares, index=1),
+    "margins": draw_margins,
+    "network": draw_network,
+    "prices-1": functools.partial(draw_prices, index=0),
+    "prices-2": functools.partial(draw_prices, index=1),
+    "utilisation": draw_utilisation,
+    "cash-flow": draw_cash_flow,
+}
