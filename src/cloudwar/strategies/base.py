@@ -216,8 +216,7 @@ class Strategy:
         "utilisation",
         unit="name",
         choices=("utilisation", "fixed", "none"),
-        doc="utilisation: build so capacity build_lag quarters ahead serves the demand trend at "
-        "target_utilisation; fixed: capex every quarter, split across regions by demand; none: no capex",
+        doc="utilisation: build for the demand trend at target_utilisation; fixed: capex USD a quarter; none",
     )
     target_utilisation: float = param(
         0.8, unit="fraction of capacity", lo=0.05, hi=1.0, doc="utilisation the utilisation rule builds for"
@@ -643,7 +642,7 @@ def _same(a: Any, b: Any) -> bool:
 
 def _summary(cls: type) -> str:
     doc = (cls.__doc__ or "").strip()
-    return doc.splitlines()[0] if doc else ""
+    return doc.splitlines()[0].replace("``", "") if doc else ""
 
 
 def _show(value: Any) -> str:
