@@ -162,15 +162,13 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
     for key, unit, default, doc in describe_fields():
         print(f"{key:45s} {unit:28s} {default:12s} {doc}")
-    import dataclasses
+    from cloudwar.strategies import describe_strategies
 
-    from cloudwar.strategies import REGISTRY
-
-    print("\nstrategies (providers.<name>.strategy.kind) and their parameters, with defaults:")
-    for kind, cls in sorted(REGISTRY.items()):
-        summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        params = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls) if f.init)
-        print(f"  {kind:20s} {summary}\n  {'':20s} {params}")
+    print("\nstrategies (providers.<name>.strategy.kind) and their parameters: name=default, unit, values, meaning")
+    for kind, summary, params in describe_strategies():
+        print(f"  {kind}: {summary}")
+        for p in params:
+            print(f"    {p.name + '=' + p.default:33s} {p.unit:28s} {p.accepts:24s} {p.doc}")
     return 0
 
 

@@ -160,6 +160,8 @@ class Provider(mesa.Agent):
         strategy = self.strategy
         where = f"strategy of {self.name} ({self.spec.strategy.kind}), quarter {market.quarter}"
         try:
+            if market.quarter == 1:  # learned state is made once, before the first decision
+                strategy.start(self, market)
             prices = np.asarray(strategy.set_prices(self, market), dtype=float)
             capex = np.asarray(strategy.set_capex(self, market), dtype=float)
             if capex.shape == self.presence.shape and np.all(np.isfinite(capex)):

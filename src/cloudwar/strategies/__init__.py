@@ -1,30 +1,46 @@
-"""Strategies: one small interface (:class:`Strategy`), the shipped playbooks, optimising and learning rules."""
+"""Strategies: one small interface (:class:`Strategy`), the shipped playbooks, optimising and learning rules.
+
+:mod:`~cloudwar.strategies.base` holds the interface, parameter declarations (:func:`param`), the
+registry and the rules strategies share; :mod:`~cloudwar.strategies.playbooks`,
+:mod:`~cloudwar.strategies.optimising` and :mod:`~cloudwar.strategies.learning` the shipped
+strategies (importing this package registers them all).
+"""
 
 from cloudwar.errors import StrategyError
 from cloudwar.strategies.base import (
     MAIN_RIVAL_SHARE,
     MAX_PLANNED_GROWTH,
     REGISTRY,
-    BestResponse,
+    Param,
+    ParamRow,
+    RivalMatch,
+    RivalMatching,
+    Strategy,
+    StrategyRow,
+    capex_for_utilisation,
+    check_market_table,
+    cost_following_prices,
+    declared_parameters,
+    demand_trend,
+    demand_weights,
+    describe_strategies,
+    make_strategy,
+    match_rivals,
+    param,
+    per_market,
+    rival_price_index,
+    strategy_class,
+)
+from cloudwar.strategies.learning import QLearning
+from cloudwar.strategies.optimising import BestResponse, JointProfit
+from cloudwar.strategies.playbooks import (
     CostPlus,
     FixedPrice,
-    JointProfit,
     MarginController,
     MarginDiscipline,
     PlatformEmbedded,
     PriceCut,
-    QLearning,
     ShareFirst,
-    Strategy,
-    capex_for_utilisation,
-    check_market_table,
-    cost_following_prices,
-    demand_trend,
-    make_strategy,
-    match_rivals,
-    per_market,
-    rival_price_index,
-    strategy_class,
 )
 
 __all__ = [
@@ -37,18 +53,27 @@ __all__ = [
     "MAX_PLANNED_GROWTH",
     "MarginController",
     "MarginDiscipline",
+    "Param",
+    "ParamRow",
     "PlatformEmbedded",
     "PriceCut",
     "QLearning",
     "REGISTRY",
+    "RivalMatch",
+    "RivalMatching",
     "ShareFirst",
     "Strategy",
+    "StrategyRow",
     "capex_for_utilisation",
     "check_market_table",
     "cost_following_prices",
+    "declared_parameters",
     "demand_trend",
+    "demand_weights",
+    "describe_strategies",
     "make_strategy",
     "match_rivals",
+    "param",
     "per_market",
     "rival_price_index",
     "strategy_class",

@@ -23,7 +23,8 @@ with one Python loop over periods. Each session draws its random numbers from it
 sessions are batched or split between processes.
 
 ``TabularQLearner`` is a single-firm learner with the same update (``q_update``) and the same use
-of random numbers, for use inside an agent-based market model.
+of random numbers, for use inside an agent-based market model: the ``q_learning`` strategy
+(:class:`QLearning`) runs one per market a provider serves.
 """
 
 from __future__ import annotations
@@ -31,10 +32,17 @@ from __future__ import annotations
 import math
 import multiprocessing
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from cloudwar import theory
+from cloudwar.errors import ScenarioError
+from cloudwar.strategies.base import Strategy, param
+
+if TYPE_CHECKING:
+    from cloudwar.model.market import CloudMarket
+    from cloudwar.model.providers import Provider
 
 #: Periods per block of pre-drawn random numbers. A constant: it never changes the results
 #: (random doubles are consumed one per draw whatever the block size) but keeps memory bounded.
@@ -284,6 +292,132 @@ class TabularQLearner:
             self.q[state, action], reward, self.q[next_state].max(), self.alpha, self.delta
         )
         self.t += 1
+
+
+# --------------------------------------------------------------------------- the q_learning strategy
+
+
+@dataclass
+class QLearning(Strategy):
+    """Tabular Q-learning over a price grid, as in Calvano, Calzolari, Denicolo and Pastorello (AER 2020).
+
+    One learner (:class:`TabularQLearner`) per (product, region) where the provider is present.
+    Actions: ``n_prices`` equally spaced prices from ``price_low`` to ``price_high``; without
+    them, from p_N - xi (p_M - p_N) to p_M + xi (p_M - p_N), with p_N and p_M the Nash and
+    joint-profit prices of the market's logit game (:mod:`cloudwar.theory`, from the providers'
+    qualities, availability and starting unit costs: exact in theory mode, with identical
+    enterprises). State: last quarter's prices of all providers in the market, each as the
+    nearest grid index (memory of one quarter), ``n_prices ^ providers`` states. Reward: the
+    provider's profit in that market last quarter, (price - unit cost) x served volume, USD.
+    Q starts at the discounted profit against rivals playing uniformly at random, from the
+    market's expected demand (:meth:`CloudMarket.demand_curve`). Exploration epsilon =
+    exp(-beta t) with t the quarters learned; learning rate ``alpha``; discount factor
+    ``discount`` per quarter. Random draws come from the model's generator, so a seed
+    reproduces a run.
+
+    Learned state (made by :meth:`start`): ``markets_``, per (product index, region index) the
+    price grid, the learner and the last (state, action); see :meth:`learners`, :meth:`grids`.
+    """
+
+    kind: ClassVar[str] = "q_learning"
+    capex_rule: str = "none"
+    n_prices: int = param(15, unit="count", lo=2, hi=100, integer=True, doc="prices on the grid (actions)")
+    xi: float = param(
+        0.1, unit="fraction of p_M - p_N", lo=0.0, hi=10.0, doc="grid extension below Nash and above monopoly"
+    )
+    alpha: float = param(0.15, unit="per update", lo=0.0, hi=1.0, lo_open=True, doc="learning rate")
+    discount: float = param(0.95, unit="per quarter", lo=0.0, hi=0.9999, doc="discount factor of future profit")
+    beta: float = param(4e-6, unit="per quarter", lo=0.0, doc="exploration decay: epsilon = exp(-beta t)")
+    price_low: float | None = param(
+        None, unit="USD per unit", lo=0.0, doc="lowest grid price (with price_high; unset: from the Nash price)"
+    )
+    price_high: float | None = param(
+        None, unit="USD per unit", lo=0.0, doc="highest grid price (with price_low; unset: from the monopoly price)"
+    )
+    max_states: ClassVar[int] = 100_000
+
+    def validate(self) -> None:
+        super().validate()
+        if (self.price_low is None) != (self.price_high is None):
+            raise ScenarioError("parameters 'price_low' and 'price_high' go together: give both or neither")
+        if self.price_low is not None and self.price_high <= self.price_low:
+            raise ScenarioError(f"parameter 'price_high' must be > price_low, got {self.price_high!r}")
+
+    # --- learned state -------------------------------------------------------------------
+    def start(self, provider: Provider, market: CloudMarket) -> None:
+        """One price grid and learner per market where the provider is present (``markets_``)."""
+        super().start(provider, market)
+        self.markets_: dict[tuple[int, int], dict[str, Any]] = {
+            (k, r): self._learner(provider, market, k, r)
+            for k in range(len(market.product_names))
+            for r in range(len(market.region_names))
+            if provider.presence[r] > 0
+        }
+
+    def price_grid(self, provider: Provider, market: CloudMarket, k: int, r: int) -> np.ndarray:
+        """The action prices of market (k, r), USD per unit."""
+        if self.price_low is not None:
+            return np.linspace(self.price_low, self.price_high, self.n_prices)
+        product = market.products[k]
+        ref = product.reference_price
+        with np.errstate(divide="ignore"):
+            quality = market.quality[:, k, r] + np.log(np.array([p.presence[r] for p in market.providers_list]))
+        cost = np.array([p.unit_cost[k, r] for p in market.providers_list]) / ref
+        present = np.isfinite(quality)
+        args = (quality[present], cost[present], product.outside_quality, product.logit_scale)
+        i = int(np.flatnonzero(present).tolist().index(provider.index))
+        nash = theory.nash_prices(*args)[i] * ref
+        monopoly = theory.joint_profit_prices(*args)[i] * ref
+        return price_grid(nash, monopoly, self.n_prices, self.xi)
+
+    def _learner(self, provider: Provider, market: CloudMarket, k: int, r: int) -> dict[str, Any]:
+        n_providers, m = len(market.providers_list), self.n_prices
+        if m**n_providers > self.max_states:
+            raise ScenarioError(
+                f"q_learning: {m}^{n_providers} states is too many (at most {self.max_states:,}); "
+                "use fewer providers or fewer prices"
+            )
+        grid = self.price_grid(provider, market, k, r)
+        curve = market.demand_curve(k, r)
+        cost = float(provider.unit_cost[k, r])
+        # Profit of every joint action (all providers on this grid), state-index order.
+        joint = state_actions(np.arange(m**n_providers), m, n_providers)
+        profit = np.array([(grid[a[provider.index]] - cost) * curve.quantities(grid[a])[provider.index] for a in joint])
+        profit_table = np.zeros((profit.size, n_providers))
+        profit_table[:, provider.index] = profit
+        initial_q = initial_q_values(profit_table, m, self.discount)[provider.index]
+        learner = TabularQLearner(
+            m**n_providers, m, alpha=self.alpha, delta=self.discount, beta=self.beta, initial_q=initial_q
+        )
+        return {"grid": grid, "learner": learner, "last": None}
+
+    def state(self, grid: np.ndarray, prices: np.ndarray) -> int:
+        """State index of a price vector: each price as its nearest grid index, first provider most significant."""
+        actions = np.abs(prices[:, None] - grid[None, :]).argmin(axis=1)
+        return int(state_index(actions, self.n_prices))
+
+    # --- decisions -----------------------------------------------------------------------
+    def set_prices(self, provider: Provider, market: CloudMarket) -> np.ndarray:
+        new = provider.prices.copy()
+        for (k, r), m in self.markets_.items():
+            state = self.state(m["grid"], market.prices[:, k, r])
+            if m["last"] is not None:
+                last_state, action = m["last"]
+                books = provider.history[-1]
+                reward = float(books["revenue"][k, r] - books["variable_cost"][k, r])
+                m["learner"].learn(last_state, action, reward, state)
+            action = m["learner"].act(state, market.rng)
+            m["last"] = (state, action)
+            new[k, r] = m["grid"][action]
+        return new
+
+    def learners(self) -> dict[tuple[int, int], TabularQLearner]:
+        """The Q-learners by (product index, region index) (after :meth:`start`)."""
+        return {key: m["learner"] for key, m in self.markets_.items()}
+
+    def grids(self) -> dict[tuple[int, int], np.ndarray]:
+        """The price grids by (product index, region index) (after :meth:`start`)."""
+        return {key: m["grid"] for key, m in self.markets_.items()}
 
 
 # --------------------------------------------------------------------------- vectorised simulator
