@@ -20,13 +20,14 @@ import pandas as pd
 import pytest
 
 from cloudwar import CloudMarket, ScenarioError
-from cloudwar.cli.main import CliError, main
+from cloudwar.cli.main import main
+from cloudwar.cli.sweep import parse_grid
+from cloudwar.errors import CloudwarError, SweepError
 from cloudwar.runs.sweep import (
     RUN_COLUMNS,
     STATUS_COLUMNS,
     SweepFolder,
     grid_points,
-    parse_grid,
     plan_sweep,
     read_sweep,
     run_seed,
@@ -104,7 +105,7 @@ def test_parse_grid_reads_toml_values_in_order():
     ],
 )
 def test_parse_grid_errors(items, message):
-    with pytest.raises(CliError, match=message):
+    with pytest.raises(CloudwarError, match=message):
         parse_grid(items)
 
 
@@ -115,7 +116,7 @@ def test_parse_grid_errors(items, message):
         (["--grid", "choice.network_weight="], "--grid choice.network_weight: empty value"),
         (["--grid", "choice.network_weight=-1,1"], "--grid choice.network_weight: must be >= 0"),
         (["--grid", "providers.Nobody.price.ai=1"], "no provider named 'Nobody'"),
-        (["--grid", "quarters=2", "--set", "quarters=3"], "also given with --set"),
+        (["--grid", "quarters=2", "--set", "quarters=3"], "--grid quarters: also a fixed value"),
         (["--grid", "quarters=2", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "--workers does not apply"),
         (["--grid", "quarters=2", "--scheduler", "nonsense"], "not a scheduler address"),
         (["--seeds", "0"], "must be at least 1"),
@@ -147,7 +148,7 @@ def test_unreachable_scheduler_fails_fast_with_one_line(tmp_path, capsys):
 def test_plan_checks_every_combination_and_names_the_culprit():
     keys = ("regions.china.enterprise_share", "regions.global.enterprise_share")
     plan_sweep("baseline", keys, [(0.35, 0.65), (0.5, 0.5)])  # each combination adds up to 1
-    with pytest.raises(ScenarioError, match=r"^--grid regions.china.enterprise_share: .*must add up to 1, got 1.15$"):
+    with pytest.raises(ScenarioError, match=r"^parameters regions.china.enterprise_share: .*must add up to 1, got 1.15$"):
         plan_sweep("baseline", keys, [(0.35, 0.65), (0.5, 0.65)])
 
 
@@ -260,19 +261,19 @@ def test_a_different_sweep_in_the_same_folder_is_refused(tmp_path, capsys):
     assert main([*args, "--grid", "choice.network_weight=0.1,0.3"]) == 2
     assert "holds a different sweep (other parameter values)" in capsys.readouterr().err
     assert main([*args, "--grid", "choice.network_weight=0.1,0.2", "--seeds", "2"]) == 2
-    assert "(another --seeds)" in capsys.readouterr().err
+    assert "(another number of seeds)" in capsys.readouterr().err
 
 
 def test_a_folder_in_use_is_refused(tmp_path, monkeypatch):
-    from cloudwar.runs import sweep
+    from cloudwar.runs import store
     from cloudwar.runs.sweep import SweepFolder
 
-    monkeypatch.setattr(sweep, "LOCK_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr(store, "LOCK_WAIT_SECONDS", 0.3)
     plan = small_plan(seeds=1)
     holder = SweepFolder(tmp_path)
     holder.open(plan)
     try:
-        with pytest.raises(CliError, match="in use by another running sweep"):
+        with pytest.raises(CloudwarError, match="in use by another running sweep"):
             run_sweep(plan, tmp_path, workers=1)
     finally:
         holder.close()

@@ -324,7 +324,7 @@ def plan_design(
     check_size(len(points), seeds)
     for key in parameters:
         if overrides is None and key in fixed:
-            raise SweepError(f"parameters {key}: also given in fixed (use one or the other)", param="parameters")
+            raise SweepError(f"parameters {key}: also a fixed value (give it in one place only)", param="parameters")
         if key in _RESERVED:
             raise SweepError(f"parameters {key}: not a scenario key", param="parameters")
     for p in points:
