@@ -18,7 +18,15 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cloudwar.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, CloudwarError, Terminated, UsageError, one_line
+from cloudwar.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    CloudwarError,
+    Terminated,
+    UsageError,
+    one_line,
+)
 
 
 class Parser(argparse.ArgumentParser):

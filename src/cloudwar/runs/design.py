@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from cloudwar.errors import ScenarioError, SweepError
+from cloudwar.runs.tasks import METRIC_COLUMNS, ModelBatch, metrics_schema
 from cloudwar.scenario import apply_overrides, parse_scenario, read_scenario_toml
 
 FORMAT = 1
 METRICS_CHOICES = ("summary", "all")
 RUN_COLUMNS = ("run", "point", "replicate", "seed")
 STATUS_COLUMNS = ("status", "error", "wall_time_s")
-METRIC_COLUMNS = ("run", "quarter", "provider", "region", "product", "metric", "value")
 #: Most runs one design may hold: beyond this a plan is a typo (``--seeds 1000000000``), and its
 #: bookkeeping alone (about :data:`BYTES_PER_PLANNED_RUN` per run while it runs) outgrows memory.
 MAX_RUNS = 10_000_000
@@ -45,6 +45,7 @@ TASKS_PER_WORKER = 8
 BATCH_SECONDS = 20.0  # longest batch we aim for: an interruption or a dead worker loses at most this much
 IDENTITY = ("format", "scenario_sha256", "parameters", "points_sha256", "seeds", "seed", "metrics")
 _RESERVED = set(RUN_COLUMNS) | set(STATUS_COLUMNS)
+__all__ = ["METRIC_COLUMNS", "Design", "plan_design", "run_seed"]
 
 
 def run_seed(seed: int, replicate: int) -> int:
@@ -160,8 +161,6 @@ class Design:
     # --- what the runner and the store need -------------------------------------------------
     def batches(self, runs: Sequence[int], count: int) -> list[Any]:
         """``runs`` in ``count`` contiguous batches whose sizes differ by at most one."""
-        from cloudwar.runs.tasks import ModelBatch
-
         cache: dict[int, dict[str, Any]] = {}  # one overrides dict per point, shared by its runs
         batches = []
         for chunk in split_evenly(runs, count):
@@ -216,8 +215,6 @@ class Design:
         )
 
     def empty_results(self) -> Any:
-        from cloudwar.runs.tasks import metrics_schema
-
         return metrics_schema().empty_table()
 
     def describe_difference(self, key: str) -> str:

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cloudwar.runs.design import METRIC_COLUMNS
 from cloudwar.scenario import apply_overrides, parse_scenario
 
+METRIC_COLUMNS = ("run", "quarter", "provider", "region", "product", "metric", "value")
 MMAP_THRESHOLD_BYTES = 32 << 20
 TRIM_THRESHOLD_BYTES = 128 << 20
 
