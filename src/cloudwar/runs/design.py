@@ -171,6 +171,10 @@ class Design:
             batches.append(ModelBatch(self.scenario, self.metrics, tuple(items)))
         return batches
 
+    def batch_count(self, n_runs: int, workers: int, max_size: int | None = None) -> int:
+        """How many batches ``n_runs`` runs go in (:func:`batch_count`)."""
+        return batch_count(self.seconds_per_run(), n_runs, workers, max_size)
+
     def seconds_per_run(self) -> float:
         """A rough cost of one run on one core (seconds), to size batches."""
         enterprises = max(self._numbers("enterprises", self.scenario.get("enterprises", 20_000)))

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from cloudwar.errors import Terminated
-from cloudwar.runs.design import batch_count
 from cloudwar.runs.executors import MAX_ATTEMPTS, Executor, make_executor
 from cloudwar.runs.store import Store
 
@@ -121,7 +120,7 @@ def _run(
     )
     if not todo:
         return report
-    batches = design.batches(todo, batch_count(design.seconds_per_run(), len(todo), executor.slots, batch_size))
+    batches = design.batches(todo, design.batch_count(len(todo), executor.slots, batch_size))
     report.batch_size = max(len(b) for b in batches)
     start = time.perf_counter()
     from tqdm import tqdm
