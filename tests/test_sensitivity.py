@@ -191,31 +191,22 @@ def test_sensitivity_is_a_python_function_on_the_same_machinery(tmp_path):
     """The function the command calls: indices back as a table, the runs in a resumable folder."""
     out = tmp_path / "py"
     lines = []
-    result = sensitivity(
-        "baseline",
-        {"choice.network_weight": (0, 1), "discount_rate": (0.05, 0.15)},
-        ["hhi,product=ai"],
-        out=out,
-        samples=4,
-        fixed={"enterprises": 300, "quarters": 3},
-        workers=1,
-        announce=lambda line, design: lines.append((line, design.n_runs)),
-    )
+    call = {
+        "parameters": {"choice.network_weight": (0, 1), "discount_rate": (0.05, 0.15)},
+        "outputs": ["hhi,product=ai"],
+        "out": out,
+        "samples": 4,
+        "fixed": {"enterprises": 300, "quarters": 3},
+        "workers": 1,
+    }
+    result = sensitivity("baseline", **call, announce=lambda line, design: lines.append((line, design.n_runs)))
     assert lines == [("sobol: 2 parameters, 4 base samples -> 16 points x 1 seeds = 16 runs", 16)]
     assert result.report.ran == 16 and result.design.n_runs == 16
     table = result.indices.set_index(["parameter", "index"])
     assert table.loc[("discount_rate", "ST"), "value"] == 0  # never read by the dynamics
     assert table.loc[("choice.network_weight", "ST"), "value"] > 0
     pd.testing.assert_frame_equal(pd.read_csv(out / "indices.csv"), result.indices, check_dtype=False)
-    again = sensitivity(
-        "baseline",
-        {"choice.network_weight": (0, 1), "discount_rate": (0.05, 0.15)},
-        ["hhi,product=ai"],
-        out=out,
-        samples=4,
-        fixed={"enterprises": 300, "quarters": 3},
-        workers=1,
-    )
+    again = sensitivity("baseline", **call)
     assert (again.report.ran, again.report.already_done) == (0, 16)
     pd.testing.assert_frame_equal(again.indices, result.indices)
 

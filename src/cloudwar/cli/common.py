@@ -36,26 +36,24 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def seed_int(text: str) -> int:
-    """An argument type: a random seed, a whole number >= 0."""
+def _whole_number(text: str, minimum: int, expected: str, below: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{below}, got {value}")
     return value
+
+
+def seed_int(text: str) -> int:
+    """An argument type: a random seed, a whole number >= 0."""
+    return _whole_number(text, 0, "a whole number >= 0", "must be >= 0")
 
 
 def positive_int(text: str) -> int:
     """An argument type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    return _whole_number(text, 1, "a whole number", "must be at least 1")
 
 
 def seconds(text: str) -> float:
