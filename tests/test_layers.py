@@ -111,6 +111,8 @@ def test_no_import_cycles():
     assert cycles == []
 
 
-@pytest.mark.parametrize("name", sorted(n for n in MODULES if n not in ("cloudwar.dashboard.app", "cloudwar.cli.__main__")))
+@pytest.mark.parametrize(
+    "name", sorted(n for n in MODULES if n not in ("cloudwar.dashboard.app", "cloudwar.cli.__main__"))
+)
 def test_every_module_imports_on_its_own(name):
     importlib.import_module(name)

@@ -148,7 +148,9 @@ def test_unreachable_scheduler_fails_fast_with_one_line(tmp_path, capsys):
 def test_plan_checks_every_combination_and_names_the_culprit():
     keys = ("regions.china.enterprise_share", "regions.global.enterprise_share")
     plan_sweep("baseline", keys, [(0.35, 0.65), (0.5, 0.5)])  # each combination adds up to 1
-    with pytest.raises(ScenarioError, match=r"^parameters regions.china.enterprise_share: .*must add up to 1, got 1.15$"):
+    with pytest.raises(
+        ScenarioError, match=r"^parameters regions.china.enterprise_share: .*must add up to 1, got 1.15$"
+    ):
         plan_sweep("baseline", keys, [(0.35, 0.65), (0.5, 0.65)])
 
 

@@ -74,7 +74,9 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
             announce=announce,
         )
     except KeyboardInterrupt as err:
-        raise SystemExit(interrupted(err, "cloudwar", saved_runs(args.out, planned[0].n_runs if planned else 0))) from None
+        raise SystemExit(
+            interrupted(err, "cloudwar", saved_runs(args.out, planned[0].n_runs if planned else 0))
+        ) from None
     print(result.report.describe(args.out), file=sys.stderr)
     status = report_problems(result.report, args.out)
     for line in result.warnings:

@@ -62,7 +62,9 @@ class SessionBatch:
             results = simulate_sessions(self.config, np.array(self.seeds, dtype=np.int64), record_q=self.record_q)
         except Exception as err:  # recorded for every session of the batch, as a model run's error is
             seconds = (time.perf_counter() - start) / len(self.runs)
-            status = [{"run": r, "status": "error", "error": error_text(err), "wall_time_s": seconds} for r in self.runs]
+            status = [
+                {"run": r, "status": "error", "error": error_text(err), "wall_time_s": seconds} for r in self.runs
+            ]
             return BatchResult(status, results_schema(self.config.n_firms).empty_table())
         seconds = (time.perf_counter() - start) / len(self.runs)  # they ran together: an equal share each
         status = [{"run": r, "status": "ok", "error": None, "wall_time_s": seconds} for r in self.runs]
@@ -148,7 +150,9 @@ class SessionDesign:
         }
 
     def describe_difference(self, key: str) -> str:
-        return {"config_sha256": "other learning settings", "kind": "not Q-learning sessions"}.get(key, f"another {key}")
+        return {"config_sha256": "other learning settings", "kind": "not Q-learning sessions"}.get(
+            key, f"another {key}"
+        )
 
     def batch_count(self, n_runs: int, workers: int, max_size: int | None = None) -> int:
         size = max_size or SESSIONS_PER_BATCH
@@ -156,7 +160,9 @@ class SessionDesign:
 
     def batches(self, runs: Sequence[int], count: int) -> list[SessionBatch]:
         return [
-            SessionBatch(self.config, tuple(chunk), tuple(int(s) for s in session_seeds(self.seed, chunk)), self.record_q)
+            SessionBatch(
+                self.config, tuple(chunk), tuple(int(s) for s in session_seeds(self.seed, chunk)), self.record_q
+            )
             for chunk in split_evenly(list(runs), count)
         ]
 
