@@ -40,9 +40,9 @@ BACKENDS = ("plain", "serial", "pool", "dask")
 
 def _plain_process(barrier: Any, results: Any, seeds: list[int], overrides: dict[str, Any]) -> None:
     from cloudwar import CloudMarket
-    from cloudwar.runs.sweep import _tune_allocator
+    from cloudwar.runs.tasks import tune_allocator
 
-    _tune_allocator()  # as in every process that runs sweep batches
+    tune_allocator()  # as in every process that runs sweep batches
     CloudMarket("baseline", rng=0, overrides={**overrides, "quarters": 1}).run()  # imports and caches warm
     barrier.wait()
     start = time.perf_counter()
@@ -99,10 +99,13 @@ def main() -> None:
 
     import pandas as pd
 
-    from cloudwar.runs.sweep import plan_sweep, read_sweep, run_sweep
+    from cloudwar.runs.design import plan_design
+    from cloudwar.runs.executors import make_executor
+    from cloudwar.runs.runner import run_design
+    from cloudwar.runs.store import read_sweep
 
     overrides = {"enterprises": args.enterprises, "quarters": args.quarters}
-    plan = plan_sweep("baseline", seeds=args.runs, fixed=overrides)
+    plan = plan_design("baseline", seeds=args.runs, fixed=overrides)
     print(
         f"baseline, {args.enterprises:,} enterprises x {args.quarters} quarters, {args.runs} runs per sweep, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start"
@@ -127,11 +130,13 @@ def main() -> None:
                     continue
                 out = Path(tmp) / f"{key}-{round_}"
                 if key == "serial":
-                    report = run_sweep(plan, out, workers=1)
+                    executor = make_executor(workers=1)
                 elif key == "pool":
-                    report = run_sweep(plan, out, workers=args.workers)
+                    executor = make_executor(workers=args.workers)
                 else:
-                    report = run_sweep(plan, out, scheduler=scheduler)
+                    executor = make_executor(scheduler=scheduler)
+                with executor:  # the executor is a parameter of the one runner
+                    report = run_design(plan, out, executor=executor)
                 assert report.ran == args.runs and report.errors == 0, report
                 times[key].append(report.seconds)
                 batch[key] = report.batch_size

@@ -1,93 +1,76 @@
-"""Shared plumbing of the experiment scripts: arguments, atomic output folders, many runs, bands.
+"""Shared plumbing of the experiment scripts: arguments, errors, many runs through the runs layer.
 
 Every script in ``experiments/`` answers one question with the model and writes CSV tables, PNG
 figures and a short ``summary.md`` into one output folder. They share:
 
-* :class:`Parser`: argparse with one-line errors (exit 2, no usage dump), and the argument types
-  :func:`positive_int` and :func:`seed`;
-* :func:`output_folder`: write into a temporary folder beside the target, then move its files
-  into place, so a failed or interrupted run leaves the previous output untouched and no debris,
-  and files of the target that the run does not write are never touched;
-* :func:`run_many`: many model runs on a spawn-context process pool (or in this process), each
-  returning a small table of the metrics asked for (:func:`simulate`);
-* :func:`main`: the entry point wrapper: user errors become one line on stderr, exit 1;
+* the command line's parser and argument types (:mod:`cloudwar.cli.common`): one-line errors,
+  exit status 2 for every user error, 130 on Ctrl-C, 143 on SIGTERM (:func:`main`);
+* :func:`add_run_options`: seeds, size, ``--workers``/``--scheduler`` (a local pool or Dask), output, quick mode;
+* :func:`run_arms`: the arms x worlds as a design of the runs layer (:mod:`cloudwar.runs`), seeded
+  by its one seed rule, run into a resumable store folder ``OUT/store`` (re-running the same
+  command after a kill runs only the missing runs; another command replaces the store);
+* :func:`output_folder` (:mod:`cloudwar.runs.output`): the tables and figures are written beside
+  ``--out`` and moved in only when all are written; other files of ``--out`` are left alone;
 * small helpers for the figures and the finance (:func:`band`, :func:`terminal_value`).
 
 Import it as ``from _common import ...``: the scripts run as ``python experiments/<name>.py``,
-which puts this folder on ``sys.path`` (spawned workers inherit it).
+which puts this folder on ``sys.path``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import multiprocessing
-import os
-import shutil
 import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from cloudwar.cli.main import positive_int as cli_positive_int
-from cloudwar.cli.main import seed_int as cli_seed_int
+from cloudwar.cli.common import RUN_OPTIONS, Parser, guard, interrupted, positive_int, saved_runs
+from cloudwar.cli.common import seed_int as seed
+from cloudwar.cli.sweep import add_executor_arguments
+from cloudwar.errors import SweepError
+from cloudwar.runs.output import check_out_folder, output_folder
 from cloudwar.plots import band  # noqa: F401  (re-exported: one band for every figure)
 
 ROOT = Path(__file__).resolve().parents[1]
+STORE = "store"  # the runs of an experiment, inside its --out (resumable)
+OPTIONS = {**RUN_OPTIONS, "sessions": "--sessions"}
+__all__ = ["Parser", "output_folder", "positive_int", "seed"]
 
 
 # --------------------------------------------------------------------------------------------
-# Arguments
+# Arguments and errors
 # --------------------------------------------------------------------------------------------
-class Parser(argparse.ArgumentParser):
-    """argparse with a one-line error (exit status 2) instead of the usage dump."""
-
-    def error(self, message: str) -> None:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-# The argument types of the command line: a whole number >= 1, and a seed (a whole number >= 0).
-positive_int = cli_positive_int
-seed = cli_seed_int
-
-
-def check_out(parser: argparse.ArgumentParser, out: Path) -> None:
-    """Refuse, before anything runs, an ``--out`` that cannot become a folder (one-line error).
-
-    The same check as ``cloudwar run``'s: ``out`` is a folder or does not exist yet, and its
-    nearest existing ancestor is a folder this process may write in.
-    """
-    from cloudwar.cli.main import CliError, check_out_folder
-
-    try:
-        check_out_folder(out)
-    except CliError as err:
-        parser.error(str(err))
+def check_out(out: Path) -> None:
+    """Refuse, before anything runs, an ``--out`` that cannot become a folder (the check ``cloudwar run`` makes)."""
+    check_out_folder(out)
 
 
 def add_run_options(parser: argparse.ArgumentParser, name: str, seeds: int, quarters: str) -> None:
-    """The options every multi-seed experiment shares: seeds, size, workers, output, quick mode."""
+    """The options every multi-seed experiment shares: seeds, size, executor, output, quick mode."""
     parser.add_argument("--seeds", type=positive_int, default=None, help=f"seeds per arm (default {seeds})")
-    parser.add_argument("--seed", type=seed, default=1, help="first seed (default 1)")
+    parser.add_argument("--seed", type=seed, default=1, help="master seed; run seeds derive from it (default 1)")
     parser.add_argument("--enterprises", type=positive_int, default=None, help="enterprises (default 10,000)")
     parser.add_argument("--quarters", type=positive_int, default=None, help=f"quarters (default {quarters})")
-    parser.add_argument("--workers", type=positive_int, default=None, help="processes (default 2; 1 with --quick)")
+    add_output_options(parser, name)
+
+
+def add_output_options(parser: argparse.ArgumentParser, name: str) -> None:
+    """Executor (``--workers``, ``--scheduler``, ``--timeout``), ``--out`` and ``--quick``."""
+    add_executor_arguments(parser, default_workers="2; 1 with --quick")
     parser.add_argument("--out", type=Path, default=Path(f"out/{name}"), help="output directory")
     parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run: NOT a result")
 
 
 def fill_run_defaults(args: argparse.Namespace, quick: dict[str, Any], full: dict[str, Any]) -> None:
-    """Fill the options left unset from the quick or the full defaults; 2 workers (1 when quick)."""
+    """Fill the options left unset from the quick or the full defaults; 2 workers (1 when quick), none on Dask."""
     for key, value in (quick if args.quick else full).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    if args.workers is None:
+    if args.workers is None and not args.scheduler:
         args.workers = 1 if args.quick else 2
 
 
@@ -99,107 +82,89 @@ def command_line(script: str, argv: Sequence[str] | None) -> str:
     return f"python experiments/{script} {shlex.join(args)}".strip()
 
 
-# --------------------------------------------------------------------------------------------
-# Output folders
-# --------------------------------------------------------------------------------------------
-def publish(tmp: Path, out: Path) -> None:
-    """Move every file of the finished temporary folder into ``out``, replacing older versions of them.
+def main(
+    name: str,
+    parse: Callable[[Sequence[str] | None], argparse.Namespace],
+    run: Callable[[argparse.Namespace, str], Any],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Parse, then run; every user error is one line on stderr and exit status 2, as in ``cloudwar``."""
 
-    Files in ``out`` that this run did not write (a user's notes, another experiment's output)
-    are left alone: ``--out`` may be any folder, never emptied.
-    """
-    out.mkdir(exist_ok=True)
-    for item in sorted(tmp.iterdir()):
-        target = out / item.name
-        if target.is_dir() and not item.is_dir():
-            raise OSError(f"cannot write {target}: a folder of that name is in the way")
-        if item.is_dir() and target.exists():
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
-        os.replace(item, target)
-    tmp.rmdir()
+    def body() -> None:
+        run(parse(argv), command_line(name, argv))
+
+    return guard(name, body, lambda: OPTIONS)
 
 
-@contextlib.contextmanager
-def output_folder(out: Path) -> Iterator[Path]:
-    """A temporary folder beside ``out`` to write into; moved to ``out`` only if the block succeeds."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp creates 0700
-        yield tmp
-        publish(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def main(name: str, run: Callable[[], Any]) -> int:
-    """Call ``run``; user-facing failures become one line on stderr and exit status 1 (130 on Ctrl-C)."""
-    from cloudwar.scenario import ScenarioError
-
-    try:
-        run()
-    except KeyboardInterrupt:
-        print(f"{name}: interrupted; no output written", file=sys.stderr)
-        return 130
-    except (OSError, ValueError, RuntimeError, ScenarioError) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"{name}: error: {message}", file=sys.stderr)
-        return 1
-    return 0
+def ran_on(args: argparse.Namespace) -> str:
+    """The executor the runs used, for the summaries."""
+    return f"the Dask cluster at {args.scheduler}" if args.scheduler else f"{args.workers} workers"
 
 
 # --------------------------------------------------------------------------------------------
 # Many runs
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Job:
-    """One model run: scenario, seed and overrides, plus what to keep of its results.
+def execute(args: argparse.Namespace, design: Any, name: str) -> Any:
+    """Run ``design`` into ``OUT/store`` on the executor the options name; the report (also on stderr)."""
+    from cloudwar.runs.runner import run_design
 
-    ``label`` is copied into every row (e.g. ``{"world": "baseline", "arm": "share_first"}``);
-    ``keep`` lists (metric, region, product) triples, kept for every provider (and ``all``).
+    store = Path(args.out) / STORE
+    try:
+        report = run_design(
+            design,
+            store,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            connect_timeout=args.timeout,
+            progress=sys.stderr.isatty(),
+            replace=True,  # another command's runs are replaced, not refused: --out is this experiment's
+            description=name,
+        )
+    except KeyboardInterrupt as err:
+        raise SystemExit(interrupted(err, name, saved_runs(store, design.n_runs))) from None
+    for line in [*report.repaired, *report.problems(store)]:
+        print(f"{name}: warning: {line}", file=sys.stderr)
+    print(f"{name}: {report.describe(store)}", file=sys.stderr)
+    if report.missing:
+        raise SweepError(f"{report.missing} runs did not finish; run the same command again")
+    return report
+
+
+def run_arms(
+    args: argparse.Namespace,
+    name: str,
+    arms: Sequence[tuple[dict[str, Any], dict[str, Any]]],
+    keep: Sequence[tuple[str, str, str]],
+    fixed: dict[str, Any],
+) -> pd.DataFrame:
+    """Every arm (labels, scenario overrides) x ``args.seeds`` seeds of the baseline, through the runs layer.
+
+    Returns the kept metrics as one tidy table with the label columns and the run's model seed
+    (``seed``, the same in every arm: common random numbers), in the order of the arms.
     """
+    from cloudwar.runs.design import plan_design
+    from cloudwar.runs.store import read_sweep
 
-    label: dict[str, Any]
-    seed: int
-    overrides: dict[str, Any] = field(default_factory=dict)
-    keep: tuple[tuple[str, str, str], ...] = ()
-    scenario: str = "baseline"
-
-
-def simulate(job: Job) -> pd.DataFrame:
-    """Run one job; its results as a tidy table of the kept metrics, with the label columns."""
-    from cloudwar import CloudMarket
-
-    results = CloudMarket(job.scenario, rng=job.seed, overrides=job.overrides).run()
-    wanted = pd.MultiIndex.from_tuples(job.keep, names=["metric", "region", "product"])
-    index = pd.MultiIndex.from_frame(results[["metric", "region", "product"]].astype(object))
-    kept = results[index.isin(wanted)].copy()
-    for key, value in job.label.items():
-        kept[key] = value
-    kept["seed"] = job.seed
-    return kept.reset_index(drop=True)
-
-
-def _init_worker() -> None:
-    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[variable] = "1"
-
-
-def run_many(jobs: Sequence[Job], workers: int, progress: str = "") -> pd.DataFrame:
-    """Run every job (in order) on ``workers`` processes (spawn context; 1 = in this process)."""
-    start = time.perf_counter()
-    if workers == 1 or len(jobs) <= 1:
-        parts = [simulate(job) for job in jobs]
-    else:
-        context = multiprocessing.get_context("spawn")
-        with context.Pool(workers, initializer=_init_worker) as pool:
-            parts = list(pool.imap(simulate, jobs, chunksize=max(1, len(jobs) // (8 * workers))))
-    if progress:
-        print(f"{progress}: {len(jobs)} runs in {time.perf_counter() - start:.0f} s", file=sys.stderr)
-    return pd.concat(parts, ignore_index=True)
+    labels = list(arms[0][0])
+    design = plan_design(
+        "baseline",
+        labels,
+        [tuple(label[k] for k in labels) for label, _ in arms],
+        overrides=[overrides for _, overrides in arms],
+        seeds=args.seeds,
+        seed=args.seed,
+        fixed=fixed,
+        metrics=keep,
+        design={"experiment": name},
+    )
+    execute(args, design, name)
+    runs, metrics = read_sweep(Path(args.out) / STORE)
+    failed = runs[runs["status"] != "ok"]
+    if len(failed):
+        first = failed.iloc[0]
+        raise SweepError(f"{len(failed)} runs ended with an error, e.g. run {first['run']}: {first['error']}")
+    table = metrics.merge(runs[["run", *labels, "seed"]], on="run", how="left", sort=False)
+    return table.drop(columns="run")
 
 
 def series(table: pd.DataFrame, metric: str, provider: str, region: str = "all", product: str = "all") -> pd.DataFrame:

@@ -44,15 +44,17 @@ Usage: python experiments/calibrate.py [--scenario PATH] [--check] [--seed S]
 
 from __future__ import annotations
 
-import argparse
-import re
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import tomlkit
+from _common import Parser, main
 
 import cloudwar
-from cloudwar.scenario import ScenarioError
+from cloudwar.errors import ScenarioError
 
 BASELINE = Path(cloudwar.__file__).parent / "scenario" / "data" / "baseline.toml"
 
@@ -329,11 +331,13 @@ def fit_capex_scale(path: Path, seed: int, rounds: int = 3) -> float:
         factor = CAPEX_TARGET_RMB / demand_capex_rmb(path, seed)
         if abs(factor - 1.0) < 2e-3:
             break
-        text = path.read_text(encoding="utf-8")
-        text = re.sub(
-            r"capex_per_unit = ([0-9.e+-]+)", lambda m, f=factor: f"capex_per_unit = {float(m.group(1)) * f:.3f}", text
-        )
-        path.write_text(text, encoding="utf-8")
+
+        def scale(doc: Any, factor: float = factor) -> None:
+            for provider in doc["providers"]:
+                if "capex_per_unit" in provider:
+                    provider["capex_per_unit"] = _number(f"{float(provider['capex_per_unit']) * factor:.3f}")
+
+        edit_toml(path, scale)
         total *= factor
     return total
 
@@ -382,6 +386,18 @@ def _format(x: float) -> str:
     return f"{x:.3f}"
 
 
+def _number(text: str) -> Any:
+    """A TOML number item written exactly as ``text`` (so the file keeps its number formats)."""
+    return tomlkit.parse(f"v = {text}")["v"]
+
+
+def edit_toml(path: Path, edit: Callable[[Any], None]) -> None:
+    """Apply ``edit`` to the scenario file as a :mod:`tomlkit` document: comments and layout are kept."""
+    doc = tomlkit.parse(path.read_text(encoding="utf-8"))
+    edit(doc)
+    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
+
+
 def write_back(
     path: Path,
     quality: np.ndarray,
@@ -391,32 +407,21 @@ def write_back(
     names: list[str],
     growth: tuple[float, float] | None = None,
 ) -> None:
-    """Replace the fitted values in the TOML text, keeping comments and layout."""
-    text = path.read_text(encoding="utf-8")
-    if growth is not None:
-        patterns = (
-            r"(\[products\.cloud\][^\[]*?demand_growth = )[0-9.e+-]+",
-            r"(\[adoption\][^\[]*?usage_growth = )[0-9.e+-]+",
-        )
-        for pattern, value in zip(patterns, growth, strict=True):
-            text = re.sub(pattern, lambda m, value=value: f"{m.group(1)}{value:.3f}", text, count=1)
-    blocks = text.split("[[providers]]")
-    for b in range(1, len(blocks)):
-        name = re.search(r'name = "([^"]+)"', blocks[b]).group(1)
-        j = names.index(name)
-        per_product = []
-        for k, product in enumerate(products):
-            per_region = ", ".join(f"{r} = {_format(quality[j, k, i])}" for i, r in enumerate(regions))
-            per_product.append(f"{product} = {{ {per_region} }}")
-        blocks[b] = re.sub(
-            r"quality = \{.*?\}\s*\}|quality = \{[^}]*\}",
-            f"quality = {{ {', '.join(per_product)} }}",
-            blocks[b],
-            count=1,
-        )
-        if name in opex:
-            blocks[b] = re.sub(r"fixed_opex = [0-9.e+]+", f"fixed_opex = {opex[name]:.3e}", blocks[b], count=1)
-    path.write_text("[[providers]]".join(blocks), encoding="utf-8")
+    """Write the fitted values into the TOML file, keeping comments and layout."""
+
+    def edit(doc: Any) -> None:
+        if growth is not None:
+            doc["products"]["cloud"]["demand_growth"] = _number(f"{growth[0]:.3f}")
+            doc["adoption"]["usage_growth"] = _number(f"{growth[1]:.3f}")
+        for provider in doc["providers"]:
+            j = names.index(str(provider["name"]))
+            for k, product in enumerate(products):
+                for i, region in enumerate(regions):
+                    provider["quality"][product][region] = _number(_format(quality[j, k, i]))
+            if provider["name"] in opex:
+                provider["fixed_opex"] = _number(f"{opex[str(provider['name'])]:.3e}")
+
+    edit_toml(path, edit)
 
 
 def report(path: Path, seed: int) -> list[tuple[str, float, float | None, float | None, float]]:
@@ -530,27 +535,27 @@ def calibrate(path: Path, seed: int, rounds: int) -> bool:
     return True
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv: Sequence[str] | None = None) -> Any:
+    """Command-line options."""
+    parser = Parser(prog="calibrate.py", description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", type=Path, default=BASELINE, help="TOML file to calibrate in place")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--check", action="store_true", help="only print the target-against-simulated table")
     parser.add_argument("--rounds", type=int, default=8, help="fit-and-redraw rounds at most")
-    args = parser.parse_args(argv)
-    try:
-        if not args.check and not calibrate(args.scenario, args.seed, args.rounds):
-            print(f"calibration: {args.scenario} already meets every target; left unchanged", file=sys.stderr)
-        rows = report(args.scenario, args.seed)
-    except ScenarioError as err:
-        print(f"calibrate: error: {err}", file=sys.stderr)
-        return 2
+    return parser.parse_args(argv)
+
+
+def run(args: Any, command: str) -> None:
+    """Calibrate (unless ``--check``), then print the target-against-simulated table."""
+    if not args.check and not calibrate(args.scenario, args.seed, args.rounds):
+        print(f"calibration: {args.scenario} already meets every target; left unchanged", file=sys.stderr)
+    rows = report(args.scenario, args.seed)
     print(f"{'target':55s} {'facts.md':>9s} {'band':>13s} {'simulated':>9s}")
     for label, target, low, high, simulated in rows:
         band = f"{low:.3f}-{high:.3f}" if low is not None else "(check)"
         flag = "" if low is None or low <= simulated <= high else "  OUTSIDE"
         print(f"{label:55s} {target:9.3f} {band:>13s} {simulated:9.3f}{flag}")
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main("calibrate.py", parse_args, run))

@@ -29,17 +29,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from _common import (
-    Job,
     Parser,
     add_run_options,
     check_out,
-    command_line,
     fill_run_defaults,
     main,
     matplotlib_pyplot,
     output_folder,
     quantiles,
-    run_many,
+    ran_on,
+    run_arms,
     series,
     terminal_value,
 )
@@ -78,20 +77,21 @@ def parse_args(argv: list[str] | None = None):
     add_run_options(parser, "capex_plans", seeds=60, quarters="the scenario's 40")
     args = parser.parse_args(argv)
     fill_run_defaults(args, QUICK, {"seeds": 60, "enterprises": 10_000, "quarters": None})
-    check_out(parser, args.out)
+    check_out(args.out)
     return args
 
 
-def _jobs(args) -> list[Job]:
-    base = {"enterprises": args.enterprises}
+def _arms(args) -> tuple[list[tuple[dict, dict]], dict]:
+    """The points of the design (labels, overrides), plan by plan, and the values fixed in every run."""
+    fixed = {"enterprises": args.enterprises}
     if args.quarters is not None:
-        base["quarters"] = args.quarters
-    return [
-        Job({"plan": plan, "playbook": playbook}, s, {**base, **overrides, **plan_overrides(plan)}, KEEP)
+        fixed["quarters"] = args.quarters
+    arms = [
+        ({"plan": plan, "playbook": playbook}, {**overrides, **plan_overrides(plan)})
         for plan in PLANS
         for playbook, overrides in PLAYBOOKS.items()
-        for s in range(args.seed, args.seed + args.seeds)
     ]
+    return arms, fixed
 
 
 def runs_table(table: pd.DataFrame, discount_rate: float) -> pd.DataFrame:
@@ -167,8 +167,8 @@ def summary(args, runs: pd.DataFrame, runtime: float, command: str, quarters: in
         "",
         *(["**QUICK MODE: a smoke test, NOT a result.**", ""] if args.quick else []),
         f"- command: `{command}`",
-        f"- {args.seeds} seeds (from {args.seed}) x {len(PLANS)} plans x {len(PLAYBOOKS)} playbooks, "
-        f"{args.enterprises:,} enterprises, {quarters} quarters; runtime {runtime:.0f} s on {args.workers} workers",
+        f"- {args.seeds} seeds (master seed {args.seed}) x {len(PLANS)} plans x {len(PLAYBOOKS)} playbooks, "
+        f"{args.enterprises:,} enterprises, {quarters} quarters; runtime {runtime:.0f} s on {ran_on(args)}",
         "- median (10-90% across seeds); value = NPV plus the last year's operating income as a no-growth "
         "perpetuity; USD bn discounted to 2025Q4",
         "",
@@ -190,7 +190,8 @@ def run(args, command: str) -> Path:
 
     discount_rate = load_scenario("baseline").discount_rate
     start = time.perf_counter()
-    table = run_many(_jobs(args), args.workers, progress="capex_plans")
+    arms, fixed = _arms(args)
+    table = run_arms(args, "capex_plans.py", arms, KEEP, fixed)
     runtime = time.perf_counter() - start
     runs = runs_table(table, discount_rate)
     plans = runs.groupby(["plan", "playbook"], sort=False).median(numeric_only=True).drop(columns="seed").reset_index()
@@ -205,6 +206,4 @@ def run(args, command: str) -> Path:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    arguments = parse_args()
-    sys.exit(main("capex_plans.py", lambda: run(arguments, command_line("capex_plans.py", None))))
+    sys.exit(main("capex_plans.py", parse_args, run))

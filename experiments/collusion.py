@@ -17,14 +17,23 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import shlex
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from _common import Parser, check_out, output_folder, positive_int, seed
+from _common import (
+    STORE,
+    Parser,
+    add_output_options,
+    check_out,
+    execute,
+    main,
+    output_folder,
+    positive_int,
+    ran_on,
+    seed,
+)
 
 #: Quick mode: much faster exploration decay and a short convergence window. Not the paper setting.
 QUICK = {"beta": 2e-4, "convergence_window": 2_000, "max_periods": 200_000, "sessions": 8}
@@ -41,26 +50,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = Parser(prog="collusion.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=positive_int, default=None, help="sessions to run (default 100)")
     parser.add_argument("--seed", type=seed, default=20200101, help="master seed (default 20200101)")
-    parser.add_argument("--out", type=Path, default=Path("out/collusion"), help="output directory")
     parser.add_argument("--firms", type=positive_int, default=2, help="number of firms (default 2)")
-    parser.add_argument("--workers", type=positive_int, default=None, help="processes (default 2; 1 with --quick)")
     parser.add_argument(
         "--max-periods",
         type=positive_int,
         default=None,
         help="cap on periods per session (default 5,000,000)",
     )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help=f"seconds-long smoke run (beta={QUICK['beta']}, window={QUICK['convergence_window']}, "
-        f"{QUICK['sessions']} sessions): NOT the paper setting",
-    )
+    add_output_options(parser, "collusion")
     args = parser.parse_args(argv)
     if args.sessions is None:
         args.sessions = QUICK["sessions"] if args.quick else 100
-    if args.workers is None:
-        args.workers = 1 if args.quick else min(2, os.cpu_count() or 1)
+    if args.workers is None and not args.scheduler:
+        args.workers = 1 if args.quick else 2
     if args.firms < 2:
         parser.error("--firms must be at least 2 (with one firm the Nash and monopoly prices coincide)")
     states = 15**args.firms
@@ -68,7 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(
             f"--firms {args.firms}: 15^{args.firms} = {states:,} states per firm is too many (at most {MAX_STATES:,})"
         )
-    check_out(parser, args.out)
+    check_out(args.out)
     return args
 
 
@@ -140,7 +142,7 @@ def _summary(results, tables, config, args, runtime: float, label: str, command:
         f"**{label}**",
         "",
         f"- command: `{command}`",
-        f"- sessions: {results.seed.size}, firms: {config.n_firms}, master seed: {args.seed}, workers: {args.workers}",
+        f"- sessions: {results.seed.size}, firms: {config.n_firms}, master seed: {args.seed}, on {ran_on(args)}",
         f"- settings: m={config.n_prices} prices, xi={config.xi}, alpha={config.alpha}, "
         f"delta={config.delta}, "
         f"beta={config.beta:g}, convergence window={config.convergence_window:,} periods, "
@@ -178,7 +180,8 @@ def _summary(results, tables, config, args, runtime: float, label: str, command:
 def run(args: argparse.Namespace, command: str) -> Path:
     """Run the experiment described by ``args`` and publish the outputs; returns the output dir."""
     from cloudwar import theory
-    from cloudwar.strategies.learning import QLearningConfig, game_tables, run_sessions
+    from cloudwar.runs.sessions import SessionDesign, read_sessions
+    from cloudwar.strategies.learning import QLearningConfig, game_tables
 
     settings = {}
     if args.quick:
@@ -196,10 +199,12 @@ def run(args: argparse.Namespace, command: str) -> Path:
     )
     tables = game_tables(config)
 
+    design = SessionDesign(config, args.sessions, args.seed)
+    start = time.perf_counter()
+    execute(args, design, "collusion.py")
+    runtime = time.perf_counter() - start
+    results = read_sessions(args.out / STORE, design)
     with output_folder(args.out) as tmp:
-        start = time.perf_counter()
-        results = run_sessions(config, args.sessions, np.random.default_rng(args.seed), workers=args.workers)
-        runtime = time.perf_counter() - start
         _write_csv(tmp / "sessions.csv", results, config.n_firms)
         _plot(tmp / "prices.png", results, tables, label)
         summary = _summary(results, tables, config, args, runtime, label, command)
@@ -208,21 +213,5 @@ def run(args: argparse.Namespace, command: str) -> Path:
     return args.out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
-    args = parse_args(argv)
-    command = "PYTHONPATH=src python experiments/collusion.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    try:
-        run(args, command.strip())
-    except KeyboardInterrupt:
-        print("collusion.py: interrupted; no output written", file=sys.stderr)
-        return 130
-    except (OSError, ValueError, RuntimeError) as exc:
-        print(f"collusion.py: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    sys.exit(main())
+    sys.exit(main("collusion.py", parse_args, run))

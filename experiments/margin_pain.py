@@ -38,18 +38,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from _common import (
-    Job,
     Parser,
     add_run_options,
     band,
     check_out,
-    command_line,
     fill_run_defaults,
     main,
     matplotlib_pyplot,
     output_folder,
     quantiles,
-    run_many,
+    ran_on,
+    run_arms,
     series,
     terminal_value,
 )
@@ -113,20 +112,21 @@ def parse_args(argv: list[str] | None = None):
     add_run_options(parser, "margin_pain", seeds=100, quarters="the scenario's 40")
     args = parser.parse_args(argv)
     fill_run_defaults(args, QUICK, {"seeds": 100, "enterprises": 10_000, "quarters": None})
-    check_out(parser, args.out)
+    check_out(args.out)
     return args
 
 
-def _jobs(args) -> list[Job]:
-    base = {"enterprises": args.enterprises}
+def _arms(args) -> tuple[list[tuple[dict, dict]], dict]:
+    """The points of the design (labels, overrides), world by world, and the values fixed in every run."""
+    fixed = {"enterprises": args.enterprises}
     if args.quarters is not None:
-        base["quarters"] = args.quarters
-    return [
-        Job({"world": world, "arm": arm}, s, {**base, **world_overrides(world), **arm_overrides}, KEEP)
+        fixed["quarters"] = args.quarters
+    arms = [
+        ({"world": world, "arm": arm}, {**world_overrides(world), **arm_overrides})
         for world in WORLDS
         for arm, arm_overrides in ARMS.items()
-        for s in range(args.seed, args.seed + args.seeds)
     ]
+    return arms, fixed
 
 
 def _return_quarter(margins: pd.DataFrame) -> pd.Series:
@@ -277,8 +277,8 @@ def summary(args, runs: pd.DataFrame, worlds: pd.DataFrame, runtime: float, comm
         "",
         *(["**QUICK MODE: a smoke test, NOT a result.**", ""] if args.quick else []),
         f"- command: `{command}`",
-        f"- {args.seeds} seeds (from {args.seed}) x {len(ARMS)} arms x {len(WORLDS)} worlds = {len(runs)} runs, "
-        f"{args.enterprises:,} enterprises, {quarters} quarters; runtime {runtime:.0f} s on {args.workers} workers",
+        f"- {args.seeds} seeds (master seed {args.seed}) x {len(ARMS)} arms x {len(WORLDS)} worlds = {len(runs)} runs, "
+        f"{args.enterprises:,} enterprises, {quarters} quarters; runtime {runtime:.0f} s on {ran_on(args)}",
         "- value: NPV of free cash flow over the run at 10% a year; 'with terminal value' adds the last year's "
         "operating income as a no-growth perpetuity (0 if negative). USD bn, discounted to 2025Q4.",
         "",
@@ -320,7 +320,8 @@ def run(args, command: str) -> Path:
 
     discount_rate = load_scenario("baseline").discount_rate
     start = time.perf_counter()
-    table = run_many(_jobs(args), args.workers, progress="margin_pain")
+    arms, fixed = _arms(args)
+    table = run_arms(args, "margin_pain.py", arms, KEEP, fixed)
     runtime = time.perf_counter() - start
     runs = runs_table(table, discount_rate)
     worlds = worlds_table(runs)
@@ -338,6 +339,4 @@ def run(args, command: str) -> Path:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    arguments = parse_args()
-    sys.exit(main("margin_pain.py", lambda: run(arguments, command_line("margin_pain.py", None))))
+    sys.exit(main("margin_pain.py", parse_args, run))

@@ -30,17 +30,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from _common import (
-    Job,
     Parser,
     add_run_options,
     check_out,
-    command_line,
     fill_run_defaults,
     main,
     matplotlib_pyplot,
     output_folder,
     positive_int,
-    run_many,
+    ran_on,
+    run_arms,
     series,
 )
 
@@ -71,7 +70,7 @@ def parse_args(argv: list[str] | None = None):
         parser.error(f"--region: no region {args.region!r} (regions: {', '.join(scenario.region_names)}, all)")
     if args.at_quarter >= args.quarters:
         parser.error(f"--at-quarter {args.at_quarter} must come before the last quarter ({args.quarters})")
-    check_out(parser, args.out)
+    check_out(args.out)
     return args
 
 
@@ -98,7 +97,7 @@ def _market(args) -> tuple[str, str]:
     return ("all" if args.region == "all" else args.region), args.product
 
 
-def _jobs(args) -> list[Job]:
+def _keep(args) -> tuple[tuple[str, str, str], ...]:
     region, product = _market(args)
     keep = (
         ("price", region, product) if region != "all" else ("price", "china", product),
@@ -108,12 +107,7 @@ def _jobs(args) -> list[Job]:
         ("operating_margin", "all", "all"),
         ("operating_margin", region, product) if region != "all" else ("operating_margin", "all", product),
     )
-    base = {"enterprises": args.enterprises, "quarters": args.quarters}
-    return [
-        Job({"arm": arm}, s, {**base, **arm_overrides(args, arm)}, keep)
-        for arm in ARMS
-        for s in range(args.seed, args.seed + args.seeds)
-    ]
+    return keep
 
 
 def runs_table(table: pd.DataFrame, args, providers: list[str]) -> pd.DataFrame:
@@ -208,8 +202,8 @@ def summary(args, runs: pd.DataFrame, rivals: list[str], runtime: float, command
         "",
         *(["**QUICK MODE: a smoke test, NOT a result.**", ""] if args.quick else []),
         f"- command: `{command}`",
-        f"- {args.seeds} seeds (from {args.seed}) x {len(ARMS)} arms, {args.enterprises:,} enterprises, "
-        f"{args.quarters} quarters, cut in quarter {args.at_quarter}; runtime {runtime:.0f} s on {args.workers} workers",
+        f"- {args.seeds} seeds (master seed {args.seed}) x {len(ARMS)} arms, {args.enterprises:,} enterprises, "
+        f"{args.quarters} quarters, cut in quarter {args.at_quarter}; runtime {runtime:.0f} s on {ran_on(args)}",
         "- medians across seeds; 'after 1y' is four quarters after the cut; shares are of the customers and of "
         f"the revenue in the market cut ({where}); margins are over all of a provider's markets",
         "",
@@ -233,7 +227,9 @@ def run(args, command: str) -> Path:
     from cloudwar import load_scenario
 
     start = time.perf_counter()
-    table = run_many(_jobs(args), args.workers, progress="price_war")
+    arms = [({"arm": arm}, arm_overrides(args, arm)) for arm in ARMS]
+    fixed = {"enterprises": args.enterprises, "quarters": args.quarters}
+    table = run_arms(args, "price_war.py", arms, _keep(args), fixed)
     runtime = time.perf_counter() - start
     region, product = _market(args)
     last = table[(table.metric == "revenue_share") & (table.quarter == args.at_quarter - 1)]
@@ -260,6 +256,4 @@ def run(args, command: str) -> Path:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    arguments = parse_args()
-    sys.exit(main("price_war.py", lambda: run(arguments, command_line("price_war.py", None))))
+    sys.exit(main("price_war.py", parse_args, run))

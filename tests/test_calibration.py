@@ -80,3 +80,24 @@ def test_the_shipped_baseline_is_a_fixed_point_of_the_calibration(tmp_path):
     copy.write_text(BASELINE.read_text())
     assert calibrate.calibrate(copy, seed=0, rounds=8) is False
     assert copy.read_text() == BASELINE.read_text()
+
+
+def test_write_back_edits_only_the_fitted_values_and_keeps_every_comment(tmp_path):
+    """The fitted values go in through tomlkit: the same values give the same bytes, new ones change only their number."""
+    import cloudwar
+
+    copy = tmp_path / "baseline.toml"
+    copy.write_text(BASELINE.read_text())
+    model = cloudwar.CloudMarket(copy, rng=0)
+    names = (model.product_names, model.region_names, model.provider_names)
+    calibrate.write_back(copy, model.quality, {}, *names, growth=(0.542, 0.0))
+    assert copy.read_text() == BASELINE.read_text()
+    quality = model.quality.copy()
+    quality[0, 0, 0] += 0.1
+    calibrate.write_back(copy, quality, {"AWS": 7.0e9}, *names)
+    old, new = BASELINE.read_text().splitlines(), copy.read_text().splitlines()
+    changed = [(a, b) for a, b in zip(old, new, strict=True) if a != b]
+    assert len(changed) == 2
+    assert changed[0][1].startswith(f"quality = {{ cloud = {{ china = {quality[0, 0, 0]:.3f}, ")
+    assert changed[1][1].startswith("fixed_opex = 7.000e+09 ")
+    assert all(a.partition("#")[2] == b.partition("#")[2] for a, b in changed)  # comments kept

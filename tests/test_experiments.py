@@ -1,9 +1,12 @@
 """The experiment scripts as a user runs them: --quick mode writes CSV, PNG and a summary atomically;
-bad arguments give one line and no output."""
+bad arguments give one line, exit status 2 and no output; a killed run resumes where it stopped."""
 
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -46,7 +49,7 @@ def test_quick_mode_writes_tables_figures_and_summary(quick, name):
     cwd, out, done = quick[name]
     assert done.returncode == 0, done.stderr
     tables, figures = SCRIPTS[name]
-    assert sorted(p.name for p in out.iterdir()) == sorted([*tables, *figures, "summary.md"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([*tables, *figures, "summary.md", "store"])
     for table in tables:
         assert len(pd.read_csv(out / table)) > 0
     for figure in figures:
@@ -99,7 +102,7 @@ def test_a_second_run_replaces_the_first(tmp_path):
 )
 def test_bad_arguments_give_one_line_and_write_nothing(tmp_path, name, bad):
     done = script(name, *bad, "--out", str(tmp_path / "o"), cwd=tmp_path)
-    assert done.returncode != 0
+    assert done.returncode == 2, done.stderr  # as in the cloudwar command
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not (tmp_path / "o").exists()
@@ -138,3 +141,39 @@ def test_collusion_refuses_firm_counts_it_cannot_run(tmp_path, firms):
     done = script("collusion.py", "--quick", "--firms", firms, "--out", str(tmp_path / "o"), cwd=tmp_path)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_margin_pain_resumes_after_a_kill_and_gives_the_uninterrupted_output(quick, tmp_path):
+    """Kill -9 after the first runs are stored; the same command again runs only the missing runs."""
+    from cloudwar.runs.store import read_sweep
+
+    _, reference, done = quick["margin_pain.py"]
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "result"
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), MPLBACKEND="Agg")
+    command = [sys.executable, str(ROOT / "experiments" / "margin_pain.py"), "--quick", "--out", str(out)]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list((out / "store" / "runs").glob("part-*.parquet")):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no batch finished in time"
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+    saved = len(read_sweep(out / "store")[0])
+    assert 1 <= saved < 45
+    assert not (out / "runs.csv").exists()  # the outputs appear only when everything is done
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert again.returncode == 0, again.stderr
+    ran = re.search(r"ran (\d+) of 45 runs \((\d+) already done\)", again.stderr)
+    assert ran and (int(ran[1]), int(ran[2])) == (45 - saved, saved), again.stderr
+    for table in SCRIPTS["margin_pain.py"][0]:
+        pd.testing.assert_frame_equal(pd.read_csv(out / table), pd.read_csv(reference / table))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result"]  # no temporary folders left behind

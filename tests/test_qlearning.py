@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from cloudwar import theory
+from cloudwar.runs.design import run_seed
+from cloudwar.runs.sessions import SessionDesign, read_sessions, run_sessions, session_seeds
 from cloudwar.strategies.learning import (
     QLearningConfig,
     SessionResults,
@@ -20,7 +22,6 @@ from cloudwar.strategies.learning import (
     initial_q_values,
     price_grid,
     q_update,
-    run_sessions,
     simulate_sessions,
     state_actions,
     state_index,
@@ -151,9 +152,11 @@ def test_vectorised_simulator_matches_per_firm_learners_bit_for_bit():
 
 def test_same_seed_gives_identical_results_independent_of_batching():
     config = QLearningConfig(**FAST)
-    a = run_sessions(config, 6, np.random.default_rng(42), record_q=True)
-    b = run_sessions(config, 6, np.random.default_rng(42), record_q=True)
+    a = run_sessions(config, 6, 42, record_q=True)
+    b = run_sessions(config, 6, 42, record_q=True)
     _assert_same(a, b)
+    # the one seed rule of every engine of many runs: session k of master seed 42 is replicate k
+    assert a.seed.tolist() == [run_seed(42, k) for k in range(6)] == session_seeds(42, 6).tolist()
     assert a.converged.all()
     assert len(set(a.periods.tolist())) > 1  # sessions converge at different times (exercises masking)
     # split into uneven batches, and in another order
@@ -167,20 +170,35 @@ def test_same_seed_gives_identical_results_independent_of_batching():
     np.testing.assert_array_equal(reverse.delta[order], a.delta)
     np.testing.assert_array_equal(reverse.q[order], a.q)
     # another master seed gives other results
-    c = run_sessions(config, 6, np.random.default_rng(43))
+    c = run_sessions(config, 6, 43)
     assert not np.array_equal(a.delta, c.delta)
 
 
 def test_results_do_not_depend_on_number_of_processes():
     config = QLearningConfig(**FAST)
-    one = run_sessions(config, 5, np.random.default_rng(7), workers=1)
-    two = run_sessions(config, 5, np.random.default_rng(7), workers=2)
+    one = run_sessions(config, 5, 7, workers=1)
+    two = run_sessions(config, 5, 7, workers=2)
     _assert_same(one, two)
+
+
+def test_sessions_in_a_store_resume_and_equal_the_in_memory_run(tmp_path):
+    from cloudwar.runs.runner import run_design
+
+    config = QLearningConfig(**FAST)
+    design = SessionDesign(config, 6, 7)
+    first = run_design(design, tmp_path, workers=1, batch_size=2)
+    assert (first.ran, first.already_done) == (6, 0)
+    parts = sorted((tmp_path / "runs").glob("part-*.parquet"))
+    assert len(parts) == 3
+    parts[1].unlink()  # as a kill would leave it: one batch never finished
+    again = run_design(design, tmp_path, workers=2, batch_size=2)
+    assert (again.ran, again.already_done) == (2, 4)
+    _assert_same(read_sessions(tmp_path, design), run_sessions(config, 6, 7))
 
 
 def test_sessions_hitting_the_cap_are_reported_unconverged():
     config = QLearningConfig(beta=2e-4, convergence_window=2_000, max_periods=3_000)
-    out = run_sessions(config, 3, np.random.default_rng(1))
+    out = run_sessions(config, 3, 1)
     assert not out.converged.any()
     np.testing.assert_array_equal(out.periods, 3_000)
     assert np.all(np.isfinite(out.delta)) and np.all(out.cycle_length >= 1)
@@ -188,7 +206,7 @@ def test_sessions_hitting_the_cap_are_reported_unconverged():
 
 def test_three_firms_run_and_converge():
     config = QLearningConfig(game=theory.calvano_baseline(3), n_prices=5, **FAST)
-    out = run_sessions(config, 3, np.random.default_rng(3))
+    out = run_sessions(config, 3, 3)
     assert out.prices.shape == (3, 3)
     assert out.converged.all()
     tables = game_tables(config)
@@ -199,7 +217,7 @@ def test_moderate_run_learns_prices_above_nash():
     """24 sessions with faster exploration decay than the paper (beta=2e-5, 20,000-period window)."""
     config = QLearningConfig(beta=2e-5, convergence_window=20_000)
     tables = game_tables(config)
-    out = run_sessions(config, 24, np.random.default_rng(2024))
+    out = run_sessions(config, 24, 2024)
     p_n, p_m = tables.nash_price[0], tables.monopoly_price[0]
     assert out.converged.all()
     assert out.prices.mean() > p_n + 0.25 * (p_m - p_n)
@@ -215,7 +233,7 @@ def test_paper_baseline_reproduces_average_profit_gain():
     measured on a loaded machine). Same master seed as ``experiments/collusion.py``'s default.
     """
     start = time.perf_counter()
-    out = run_sessions(QLearningConfig(), 100, np.random.default_rng(20200101), workers=2)
+    out = run_sessions(QLearningConfig(), 100, 20200101, workers=2)
     elapsed = time.perf_counter() - start
     assert out.converged.all(), f"{(~out.converged).sum()} sessions hit the cap"
     assert 0.80 <= out.delta.mean() <= 0.90, f"mean Delta {out.delta.mean():.4f} (took {elapsed:.0f} s)"

@@ -7,18 +7,20 @@ import pandas as pd
 import pytest
 import SALib  # noqa: F401  (the test command installs it: a missing SALib is a failure, not a skip)
 
-from cloudwar.cli.main import CliError, main
+from cloudwar.cli.main import main
+from cloudwar.cli.sensitivity import parse_param
+from cloudwar.errors import CloudwarError, SweepError
 from cloudwar.runs.sensitivity import (
     Output,
     Parameter,
     analyze,
     key_type,
     parse_output,
-    parse_param,
     problem,
     sample,
+    sensitivity,
 )
-from cloudwar.runs.sweep import read_sweep
+from cloudwar.runs.store import read_sweep
 
 
 def ishigami(x: np.ndarray, a: float = 7.0, b: float = 0.1) -> np.ndarray:
@@ -85,7 +87,7 @@ def test_parse_param_and_its_errors():
         ("network.kind=0:1", "only numeric keys"),
         ("quarters=1.2:1.8", "no whole number"),
     ]:
-        with pytest.raises(CliError, match=message):
+        with pytest.raises(CloudwarError, match=message):
             parse_param(text)
 
 
@@ -105,7 +107,7 @@ def test_parse_output():
     )
     assert parse_output("revenue_share,provider=Alibaba").label == "revenue_share (provider=Alibaba)"
     for text in ("provider=Alibaba", "hhi,colour=red", "hhi,quarter=last"):
-        with pytest.raises(CliError):
+        with pytest.raises(CloudwarError):
             parse_output(text)
 
 
@@ -183,3 +185,55 @@ def test_an_output_that_does_not_exist_is_named(tmp_path, capsys):
     assert main([*args, "--output", "revenue_share,provider=Nobody", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "no provider 'Nobody' (known: Alibaba, Tencent, AWS," in err and err.count("\n") == 1
+
+
+def test_sensitivity_is_a_python_function_on_the_same_machinery(tmp_path):
+    """The function the command calls: indices back as a table, the runs in a resumable folder."""
+    out = tmp_path / "py"
+    lines = []
+    call = {
+        "parameters": {"choice.network_weight": (0, 1), "discount_rate": (0.05, 0.15)},
+        "outputs": ["hhi,product=ai"],
+        "out": out,
+        "samples": 4,
+        "fixed": {"enterprises": 300, "quarters": 3},
+        "workers": 1,
+    }
+    result = sensitivity("baseline", **call, announce=lambda line, design: lines.append((line, design.n_runs)))
+    assert lines == [("sobol: 2 parameters, 4 base samples -> 16 points x 1 seeds = 16 runs", 16)]
+    assert result.report.ran == 16 and result.design.n_runs == 16
+    table = result.indices.set_index(["parameter", "index"])
+    assert table.loc[("discount_rate", "ST"), "value"] == 0  # never read by the dynamics
+    assert table.loc[("choice.network_weight", "ST"), "value"] > 0
+    pd.testing.assert_frame_equal(pd.read_csv(out / "indices.csv"), result.indices, check_dtype=False)
+    again = sensitivity("baseline", **call)
+    assert (again.report.ran, again.report.already_done) == (0, 16)
+    pd.testing.assert_frame_equal(again.indices, result.indices)
+
+
+@pytest.mark.parametrize(
+    "kwargs, param, message",
+    [
+        ({"samples": 2**40}, "samples", "runs is more than a design may hold"),
+        ({"seeds": 10**9}, "seeds", "runs is more than a design may hold"),
+        ({"method": "fourier"}, "method", "method must be one of sobol, morris"),
+        ({"parameters": {"choice.network_weight": (1, 0)}}, "parameters", "empty range"),
+        ({"outputs": ["revenue_share,colour=red"]}, "outputs", "unknown selector"),
+    ],
+)
+def test_sensitivity_errors_name_the_python_argument(tmp_path, kwargs, param, message):
+    arguments = {"parameters": {"choice.network_weight": (0, 1)}, "outputs": ["hhi"], "samples": 2}
+    arguments.update(kwargs)
+    with pytest.raises(SweepError, match=message) as caught:
+        sensitivity("baseline", out=tmp_path / "x", workers=1, **arguments)
+    assert caught.value.param == param and str(caught.value).startswith(param)
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_huge_sample_is_refused_naming_the_option(tmp_path, capsys):
+    args = ["sensitivity", "--param", "choice.network_weight=0:1", "--output", "hhi", "--samples", str(2**40)]
+    assert main([*args, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cloudwar: error: --samples: ") and err.count("\n") == 1, err
+    assert "fewer enterprises" not in err
+    assert not (tmp_path / "x").exists()

@@ -19,13 +19,14 @@ import pandas as pd
 import pytest
 
 from cloudwar import CloudMarket, ScenarioError
-from cloudwar.cli.main import CliError, main
+from cloudwar.cli.main import main
+from cloudwar.cli.sweep import parse_grid
+from cloudwar.errors import CloudwarError, SweepError
 from cloudwar.runs.sweep import (
     RUN_COLUMNS,
     STATUS_COLUMNS,
     SweepFolder,
     grid_points,
-    parse_grid,
     plan_sweep,
     read_sweep,
     run_seed,
@@ -105,7 +106,7 @@ def test_parse_grid_reads_toml_values_in_order():
     ],
 )
 def test_parse_grid_errors(items, message):
-    with pytest.raises(CliError, match=message):
+    with pytest.raises(CloudwarError, match=message):
         parse_grid(items)
 
 
@@ -116,7 +117,7 @@ def test_parse_grid_errors(items, message):
         (["--grid", "choice.network_weight="], "--grid choice.network_weight: empty value"),
         (["--grid", "choice.network_weight=-1,1"], "--grid choice.network_weight: must be >= 0"),
         (["--grid", "providers.Nobody.price.ai=1"], "no provider named 'Nobody'"),
-        (["--grid", "quarters=2", "--set", "quarters=3"], "also given with --set"),
+        (["--grid", "quarters=2", "--set", "quarters=3"], "--grid quarters: also a fixed value"),
         (["--grid", "quarters=2", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "--workers does not apply"),
         (["--grid", "quarters=2", "--scheduler", "nonsense"], "not a scheduler address"),
         (["--seeds", "0"], "must be at least 1"),
@@ -148,7 +149,9 @@ def test_unreachable_scheduler_fails_fast_with_one_line(tmp_path, capsys):
 def test_plan_checks_every_combination_and_names_the_culprit():
     keys = ("regions.china.enterprise_share", "regions.global.enterprise_share")
     plan_sweep("baseline", keys, [(0.35, 0.65), (0.5, 0.5)])  # each combination adds up to 1
-    with pytest.raises(ScenarioError, match=r"^--grid regions.china.enterprise_share: .*must add up to 1, got 1.15$"):
+    with pytest.raises(
+        ScenarioError, match=r"^parameters regions.china.enterprise_share: .*must add up to 1, got 1.15$"
+    ):
         plan_sweep("baseline", keys, [(0.35, 0.65), (0.5, 0.65)])
 
 
@@ -261,19 +264,19 @@ def test_a_different_sweep_in_the_same_folder_is_refused(tmp_path, capsys):
     assert main([*args, "--grid", "choice.network_weight=0.1,0.3"]) == 2
     assert "holds a different sweep (other parameter values)" in capsys.readouterr().err
     assert main([*args, "--grid", "choice.network_weight=0.1,0.2", "--seeds", "2"]) == 2
-    assert "(another --seeds)" in capsys.readouterr().err
+    assert "(another number of seeds)" in capsys.readouterr().err
 
 
 def test_a_folder_in_use_is_refused(tmp_path, monkeypatch):
-    from cloudwar.runs import sweep
+    from cloudwar.runs import store
     from cloudwar.runs.sweep import SweepFolder
 
-    monkeypatch.setattr(sweep, "LOCK_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr(store, "LOCK_WAIT_SECONDS", 0.3)
     plan = small_plan(seeds=1)
     holder = SweepFolder(tmp_path)
     holder.open(plan)
     try:
-        with pytest.raises(CliError, match="in use by another running sweep"):
+        with pytest.raises(CloudwarError, match="in use by another running sweep"):
             run_sweep(plan, tmp_path, workers=1)
     finally:
         holder.close()
@@ -517,3 +520,95 @@ def test_a_sweep_with_no_finished_run_reads_with_its_columns(tmp_path):
     runs, metrics = read_sweep(tmp_path)
     assert runs.empty and metrics.empty
     assert list(runs.columns) == [*RUN_COLUMNS, *plan.parameters, *STATUS_COLUMNS]
+
+
+# ------------------------------------------------------------------------------------------
+# Hardening: unreadable parts, absurd sizes, broken manifests, stale temporaries, SIGTERM
+# ------------------------------------------------------------------------------------------
+SMALL_ARGS = ["--set", "enterprises=400", "--set", "quarters=4", "--seeds", "2", "--workers", "1"]
+SMALL_ARGS += ["--grid", "choice.network_weight=0.2,0.8", "--grid", "enterprise.switching_cost=0.0,0.5"]
+
+
+@pytest.mark.parametrize("folder", ["runs", "metrics"])
+def test_an_unreadable_part_is_redone_and_never_read_as_half_a_table(tmp_path, capsys, folder, reference):
+    out = tmp_path / "out"
+    assert main(["sweep", *SMALL_ARGS, "--batch-size", "2", "--out", str(out)]) == 0
+    victim = sorted((out / folder).glob("part-*.parquet"))[1]
+    victim.write_bytes(victim.read_bytes()[:100])  # truncated, as a full disk or a crash leaves it
+    with pytest.raises(SweepError, match=rf"^{victim} cannot be read \(ArrowInvalid"):
+        read_sweep(out)
+    capsys.readouterr()
+    assert main(["sweep", *SMALL_ARGS, "--batch-size", "2", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if "could not be read" in line]
+    assert len(warnings) == 1 and str(victim) in warnings[0] and "Traceback" not in captured.err
+    assert "ran 2 of 8 runs (6 already done)" in captured.out
+    assert_same_tables(read_sweep(out), reference)
+    assert_every_run_once(out, 8)
+
+
+def test_a_runs_part_without_its_metrics_part_is_an_error_not_half_a_table(tmp_path):
+    run_sweep(small_plan(seeds=1), tmp_path, workers=1, batch_size=2)
+    part = sorted((tmp_path / "metrics").glob("part-*.parquet"))[0]
+    part.unlink()
+    with pytest.raises(SweepError, match=f"{part} is missing"):
+        read_sweep(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["--grid", "quarters=2,3", "--seeds", "1000000000"], "--seeds: "),
+        (["--grid", "quarters=2,3", "--seeds", str(2**62)], "--seeds: "),
+    ],
+)
+def test_an_absurd_plan_is_refused_before_anything_is_written(tmp_path, capsys, args, option):
+    out = tmp_path / "out"
+    start = time.monotonic()
+    assert main(["sweep", *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"cloudwar: error: {option}") and err.count("\n") == 1, err
+    assert "runs is more than a design may hold" in err
+    assert time.monotonic() - start < 10
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("manifest", ["{not json", '{"format": 1, "seeds": 99}', "[1, 2]"])
+def test_a_broken_or_foreign_manifest_is_refused_before_anything_is_created(tmp_path, capsys, manifest):
+    (tmp_path / "sweep.json").write_text(manifest)
+    assert main(["sweep", *SMALL_ARGS, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cloudwar: error: --out ") and err.count("\n") == 1, err
+    assert "Traceback" not in err and "JSONDecodeError" not in err.split(":")[2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.json"]  # no .lock, runs/ or metrics/
+
+
+def test_a_later_run_removes_the_temporary_folders_of_dead_processes(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".out.tmp-{int(dead.stdout)}-abcd"
+    (stale / "results.csv").parent.mkdir()
+    (stale / "results.csv").write_text("half")
+    live = tmp_path / f".out.tmp-{os.getpid()}-efgh"  # a run in progress (this process): left alone
+    live.mkdir()
+    done = cloudwar("run", "--quarters", "1", "--set", "enterprises=200", "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "out"]
+
+
+@pytest.mark.slow
+def test_a_terminated_sweep_saves_says_so_and_exits_143(tmp_path):
+    out = tmp_path / "out"
+    args = ["sweep", *SLOWER, *SLOWER_GRID, "--seeds", "2", "--workers", "2", "--batch-size", "1"]
+    process = _start_sweep(args, out, start_new_session=True)
+    try:
+        _wait_for_parts(out, process, count=1)
+        os.kill(process.pid, signal.SIGTERM)  # only the command, as a service manager or `kill` does
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        _stop(process)
+    assert process.returncode == 143, stderr
+    saved = len(read_sweep(out)[0])
+    assert stderr.strip().splitlines() == [
+        f"cloudwar: terminated: {saved} of 12 runs are saved in {out}; run the same command again to finish"
+    ]
+    assert 1 <= saved < 12

@@ -1,107 +1,25 @@
-"""The command line: ``cloudwar run``, ``cloudwar scenarios``, ``cloudwar describe``.
+"""The command line: ``cloudwar run``, ``scenarios``, ``describe``, ``sweep``, ``sensitivity``, ``serve``.
 
 Every user error (bad scenario, bad value, missing file) ends with one line on stderr,
 ``cloudwar: error: ...``, and exit status 2; nothing is written to ``--out`` unless the whole
-run succeeded (outputs are written to a temporary folder beside it, then moved in).
+run succeeded (outputs are written to a temporary folder beside it, then moved in:
+:func:`cloudwar.runs.output.output_folder`).
+
+All argparse code lives in :mod:`cloudwar.cli`; nothing below it imports it. The commands import
+what they run inside their functions, so ``cloudwar --help`` and ``cloudwar describe`` start fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
-from cloudwar.scenario import ScenarioError, one_line
+from cloudwar.cli import sensitivity, serve, sweep
+from cloudwar.cli.common import Parser, guard, parse_sets, positive_int, seed_int
+from cloudwar.errors import EXIT_USAGE
 
-EXIT_USAGE = 2
-
-
-class CliError(Exception):
-    """A user error: printed as one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line instead of usage + message
-        raise CliError(message)
-
-
-def seed_int(text: str) -> int:
-    """An argument type: a random seed, a whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def parse_sets(items: list[str]) -> dict[str, object]:
-    from cloudwar.scenario import parse_override
-
-    return dict(parse_override(item) for item in items)
-
-
-def check_out_folder(out: Path, flag: str = "--out") -> Path:
-    """Refuse, before any work, an output folder that cannot be made: one-line CliError naming ``flag``.
-
-    ``out`` must be a folder or not exist yet, and its nearest existing ancestor a folder this
-    process may write in. Returns the absolute path.
-    """
-    out = Path(out).absolute()
-    if out.exists() and not out.is_dir():
-        raise CliError(f"{flag} {out} exists and is not a folder")
-    ancestor = out
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise CliError(f"{flag} {out}: {ancestor} is a file, not a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise CliError(f"{flag} {out}: cannot write in {ancestor}")
-    return out
-
-
-def write_atomically(out: Path, write: Callable[[Path], None]) -> None:
-    """Run ``write(tmpdir)``, then move every file it made into ``out``; on failure leave ``out`` as it was.
-
-    The files are written beside ``out`` first; nothing is moved until every one of them is
-    written and every target is known to be free for it (no folder in the way), and each move
-    is an atomic rename, so ``out`` holds either none of the new files or all of them.
-    """
-    out = check_out_folder(out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise CliError(f"--out {out}: cannot create {out.parent}: {err.strerror}") from None
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    except OSError as err:
-        raise CliError(f"--out {out}: cannot write in {out.parent}: {err.strerror}") from None
-    try:
-        write(tmp)
-        items = sorted(tmp.iterdir())
-        blocked = [out / item.name for item in items if (out / item.name).is_dir()]
-        if blocked:
-            raise CliError(f"--out {out}: a folder named {blocked[0].name} is in the way of the output file")
-        out.mkdir(exist_ok=True)
-        for item in items:
-            os.replace(item, out / item.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+__all__ = ["EXIT_USAGE", "build_parser", "main"]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -109,6 +27,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from cloudwar.model.market import CloudMarket
     from cloudwar.results import plot_results, summary_table
+    from cloudwar.runs.output import check_out_folder, write_atomically
 
     overrides = parse_sets(args.set)
     if args.quarters is not None:
@@ -173,8 +92,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="cloudwar", description="Agent-based simulation of competition in the AI cloud market.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = Parser(prog="cloudwar", description="Agent-based simulation of competition in the AI cloud market.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = sub.add_parser("run", help="run one scenario and write its table and figure")
     run.add_argument("--scenario", default="baseline", help="shipped scenario name or TOML file (default: baseline)")
@@ -194,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="progress bar (default: on for long runs)",
     )
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=cmd_run, options={"out": "--out"})
 
     scen = sub.add_parser("scenarios", help="list the shipped scenarios")
     scen.set_defaults(func=cmd_scenarios)
@@ -202,56 +121,20 @@ def build_parser() -> argparse.ArgumentParser:
     desc = sub.add_parser("describe", help="every scenario key with its unit, default and meaning")
     desc.set_defaults(func=cmd_describe)
 
-    for register in _EXTENSIONS:
-        register(sub)
+    for module in (sweep, sensitivity, serve):
+        module.register(sub)
     return parser
 
 
-# Modules that add subcommands through a ``register_cli(subparsers)`` function. They must be
-# cheap to import (heavy imports inside the command functions), since every call loads them.
-EXTENSION_MODULES = ("cloudwar.runs.sweep", "cloudwar.dashboard.serve")
-_EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = []
-
-
-def _load_extensions() -> None:
-    import importlib
-
-    for module in EXTENSION_MODULES:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name == module:  # that part of the product is not there
-                continue
-            raise
-        register = getattr(mod, "register_cli", None)
-        if register is not None and register not in _EXTENSIONS:
-            _EXTENSIONS.append(register)
-
-
 def main(argv: list[str] | None = None) -> int:
-    try:
-        _load_extensions()
-        args = build_parser().parse_args(argv)
-        return args.func(args)
-    except (CliError, ScenarioError) as err:
-        return _fail(err)
-    except MemoryError:
-        return _fail("out of memory: try fewer enterprises (about 250 bytes each at 20 links) or a bigger machine")
-    except BrokenPipeError:
-        # The reader went away (``cloudwar describe | head``): nothing to say, and nowhere to say it.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except OSError as err:
-        return _fail(f"{err.strerror or err}: {err.filename or ''}".rstrip(": "))
-    except KeyboardInterrupt:
-        print("cloudwar: interrupted", file=sys.stderr)
-        return 130
+    """The ``cloudwar`` command; returns its exit status."""
+    parsed: list[argparse.Namespace] = []
 
+    def body() -> int:
+        parsed.append(build_parser().parse_args(argv))
+        return parsed[0].func(parsed[0])
 
-def _fail(err: BaseException | str) -> int:
-    """Print ``cloudwar: error: ...`` on one line; the exit status of a user error."""
-    print(f"cloudwar: error: {one_line(err)}", file=sys.stderr)
-    return EXIT_USAGE
+    return guard("cloudwar", body, lambda: getattr(parsed[0], "options", None) if parsed else None)
 
 
 if __name__ == "__main__":

@@ -6,13 +6,11 @@ assets are in Solara's asset cache (``scripts/dashboard-assets.sh`` puts them th
 server then answers every ``/_solara/cdn/...`` request from ``<venv>/share/solara/cdn/``.
 Telemetry and the PyPI version check are switched off, so the server makes no outside calls.
 
-This module is imported by every ``cloudwar`` command (to register the subcommand), so it
-imports nothing heavy at module level.
+The command's arguments are parsed in :mod:`cloudwar.cli.serve`, which calls :func:`serve`.
 """
 
 from __future__ import annotations
 
-import argparse
 import errno
 import os
 import socket
@@ -75,19 +73,9 @@ def server_command(host: str, port: int) -> list[str]:
     ]
 
 
-def port_number(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is between 1 and 65535, got {value}")
-    return value
-
-
 def check_port_free(host: str, port: int) -> None:
-    """Raise CliError if ``host:port`` cannot be bound (in use, or not an address of this machine)."""
-    from cloudwar.cli.main import CliError
+    """Raise UsageError if ``host:port`` cannot be bound (in use, or not an address of this machine)."""
+    from cloudwar.errors import UsageError as CliError
 
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -104,15 +92,16 @@ def check_port_free(host: str, port: int) -> None:
             raise CliError(f"cannot listen on {host}:{port}: {err.strerror}") from None
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> int:
+    """Check, then replace this process with the dashboard's server on ``host:port`` (does not return)."""
     from importlib.util import find_spec
 
-    from cloudwar.cli.main import CliError
+    from cloudwar.errors import UsageError as CliError
 
     absent = [name for name in ("solara", "altair") if find_spec(name) is None]
     if absent:
         raise CliError(f"the dashboard needs {' and '.join(absent)}: pip install -e '.[dashboard]'")
-    check_port_free(args.host, args.port)
+    check_port_free(host, port)
     missing = missing_assets()
     if missing:
         print(
@@ -120,17 +109,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "to load them. Run scripts/dashboard-assets.sh to work offline.",
             file=sys.stderr,
         )
-    url = f"http://{args.host if ':' not in args.host else f'[{args.host}]'}:{args.port}/"
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{port}/"
     print(f"cloudwar: dashboard at {url} (Ctrl-C stops it)", file=sys.stderr, flush=True)
-    command = server_command(args.host, args.port)
+    command = server_command(host, port)
     os.execve(command[0], command, server_environment())
     return 0  # not reached
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    serve = subparsers.add_parser("serve", help="start the live dashboard (a Solara web server)")
-    serve.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default: {DEFAULT_HOST})")
-    serve.add_argument(
-        "--port", type=port_number, default=DEFAULT_PORT, help=f"port to listen on (default: {DEFAULT_PORT})"
-    )
-    serve.set_defaults(func=cmd_serve)

@@ -1,37 +1,41 @@
 """Global sensitivity analysis with SALib, run on the sweep machinery.
 
-``cloudwar sensitivity --method sobol --param choice.network_weight=0:1 --param enterprise.switching_cost=0:1
---output revenue_share,provider=Alibaba --out DIR``
+``sensitivity("baseline", {"choice.network_weight": (0, 1)}, ["revenue_share,provider=Alibaba"], out=DIR)``,
+on the command line ``cloudwar sensitivity --param choice.network_weight=0:1 --output revenue_share,provider=Alibaba --out DIR``
 
-1. **Sample.** SALib draws the design over the box of ``--param key=low:high`` bounds: Sobol
+1. **Sample.** SALib draws the design over the box of the parameters' (low, high) bounds: Sobol
    (Saltelli's scheme on a scrambled Sobol sequence, ``N (D + 2)`` points, ``N (2D + 2)`` with
-   ``--second-order``) or Morris (``N`` trajectories of ``D + 1`` points on a ``--levels`` grid).
+   ``second_order``) or Morris (``N`` trajectories of ``D + 1`` points on a ``levels`` grid).
    Whole-number scenario keys (``enterprises``, ``quarters``, ...) are rounded; the analysis uses
    the nominal design.
 2. **Run.** The design's points are a sweep (:mod:`cloudwar.runs.sweep`): same folder layout, same
-   backends, resumable, bit-identical whatever runs it. With ``--seeds R`` each point is run R
+   backends, resumable, bit-identical whatever runs it. With ``seeds=R`` each point is run R
    times (the same R random streams at every point) and the output is their mean.
-3. **Analyse.** Each ``--output`` picks one number per run from the metrics table and SALib
+3. **Analyse.** Each output picks one number per run from the metrics table and SALib
    computes the indices: Sobol first-order S1 and total ST (and S2) with bootstrap confidence
    intervals; Morris mu, mu* and sigma of the elementary effects.
 
 ``DIR`` gets the sweep's ``sweep.json``, ``runs/`` and ``metrics/``, plus ``indices.csv`` (tidy:
 output, parameter, index, value, conf) and ``sensitivity.png``. The outputs are not part of the
-sweep: rerun with another ``--output`` and only the analysis is redone.
+sweep: rerun with another output and only the analysis is redone.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
-import sys
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from cloudwar.cli.main import CliError, parse_sets, positive_int, write_atomically
-from cloudwar.scenario import Scenario, parse_override, parse_scenario
+from cloudwar.errors import SweepError
+from cloudwar.runs.design import Design, check_size, plan_design
+from cloudwar.runs.executors import Executor
+from cloudwar.runs.output import write_atomically
+from cloudwar.runs.runner import RunReport, run_design
+from cloudwar.runs.store import read_sweep
+from cloudwar.scenario import Scenario, parse_scenario
 
 METHODS = ("sobol", "morris")
 
@@ -49,26 +53,26 @@ class Parameter:
     integer: bool = False
 
 
-def parse_param(text: str) -> Parameter:
-    """``key=low:high`` -> :class:`Parameter` (one-line :class:`CliError` if malformed or empty)."""
-    if "=" not in text or ":" not in text.split("=", 1)[1]:
-        raise CliError(f"--param {text!r}: expected key=low:high, e.g. choice.network_weight=0:1")
-    key, bounds = (part.strip() for part in text.split("=", 1))
-    low_text, high_text = (part.strip() for part in bounds.split(":", 1))
+def make_parameter(key: str, low: float, high: float) -> Parameter:
+    """A checked :class:`Parameter`: finite numeric bounds, low below high, a numeric key
+    (one-line :class:`SweepError` naming ``parameters`` otherwise)."""
     values = []
-    for bound in (low_text, high_text):
-        value = parse_override(f"{key}={bound}")[1] if bound else None
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise CliError(f"--param {key}: bounds must be numbers, got {bounds!r}")
-        values.append(float(value))
+    for bound in (low, high):
+        if isinstance(bound, bool) or not isinstance(bound, int | float) or not math.isfinite(bound):
+            raise SweepError(
+                f"parameters {key}: bounds must be finite numbers, got {low!r}:{high!r}", param="parameters"
+            )
+        values.append(float(bound))
     low, high = values
     if not low < high:
-        raise CliError(f"--param {key}: empty range {bounds!r} (low must be below high)")
+        raise SweepError(f"parameters {key}: empty range {low:g}:{high:g} (low must be below high)", param="parameters")
     kind = key_type(key)
     if kind in (bool, str):
-        raise CliError(f"--param {key}: only numeric keys can vary, this one is {kind.__name__}")
+        raise SweepError(
+            f"parameters {key}: only numeric keys can vary, this one is {kind.__name__}", param="parameters"
+        )
     if kind is int and math.ceil(low) > math.floor(high):
-        raise CliError(f"--param {key}: no whole number in {bounds!r}")
+        raise SweepError(f"parameters {key}: no whole number in {low:g}:{high:g}", param="parameters")
     return Parameter(key, low, high, integer=kind is int)
 
 
@@ -113,15 +117,21 @@ def parse_output(text: str) -> Output:
     """``metric[,provider=P][,region=R][,product=K][,quarter=Q]``; unnamed labels are ``all``, the quarter the last."""
     metric, *items = (part.strip() for part in text.split(","))
     if not metric or "=" in metric:
-        raise CliError(f"--output {text!r}: expected METRIC[,provider=NAME][,region=NAME][,product=NAME][,quarter=N]")
+        raise SweepError(
+            f"outputs {text!r}: expected METRIC[,provider=NAME][,region=NAME][,product=NAME][,quarter=N]",
+            param="outputs",
+        )
     fields: dict[str, Any] = {}
     for item in items:
         key, _, value = (part.strip() for part in item.partition("="))
         if key not in ("provider", "region", "product", "quarter") or not value:
-            raise CliError(f"--output {text!r}: unknown selector {item!r} (use provider=, region=, product=, quarter=)")
+            raise SweepError(
+                f"outputs {text!r}: unknown selector {item!r} (use provider=, region=, product=, quarter=)",
+                param="outputs",
+            )
         if key == "quarter":
             if not value.isdigit():
-                raise CliError(f"--output {text!r}: quarter must be a whole number, got {value!r}")
+                raise SweepError(f"outputs {text!r}: quarter must be a whole number, got {value!r}", param="outputs")
             fields[key] = int(value)
         else:
             fields[key] = value
@@ -134,7 +144,9 @@ def check_output(output: Output, scenario: Scenario) -> None:
 
     known = [m for m in METRICS if m != "ai_adoption" or "ai" in scenario.product_names]
     if output.metric not in known:
-        raise CliError(f"--output {output.label}: no metric {output.metric!r} (known: {', '.join(known)})")
+        raise SweepError(
+            f"outputs {output.label}: no metric {output.metric!r} (known: {', '.join(known)})", param="outputs"
+        )
     for column, names in (
         ("provider", scenario.provider_names),
         ("region", scenario.region_names),
@@ -142,9 +154,11 @@ def check_output(output: Output, scenario: Scenario) -> None:
     ):
         wanted = getattr(output, column)
         if wanted != "all" and wanted not in names:
-            raise CliError(f"--output {output.label}: no {column} {wanted!r} (known: {', '.join(names)}, all)")
+            raise SweepError(
+                f"outputs {output.label}: no {column} {wanted!r} (known: {', '.join(names)}, all)", param="outputs"
+            )
     if output.quarter is not None and not 1 <= output.quarter <= scenario.quarters:
-        raise CliError(f"--output {output.label}: quarter must be between 1 and {scenario.quarters}")
+        raise SweepError(f"outputs {output.label}: quarter must be between 1 and {scenario.quarters}", param="outputs")
 
 
 def output_values(runs: Any, metrics: Any, output: Output, seeds: int, n_points: int) -> Any:
@@ -154,7 +168,7 @@ def output_values(runs: Any, metrics: Any, output: Output, seeds: int, n_points:
     failed = runs[runs["status"] != "ok"]
     if len(failed):
         first = failed.iloc[0]
-        raise CliError(f"{len(failed)} runs ended with an error, e.g. run {first['run']}: {first['error']}")
+        raise SweepError(f"{len(failed)} runs ended with an error, e.g. run {first['run']}: {first['error']}")
     sel = metrics[
         (metrics["metric"] == output.metric)
         & (metrics["provider"] == output.provider)
@@ -167,13 +181,15 @@ def output_values(runs: Any, metrics: Any, output: Output, seeds: int, n_points:
     else:
         sel = sel[sel["quarter"] == output.quarter]
     if sel.empty:
-        raise CliError(f"--output {output.label}: {_why_empty(metrics, output)}")
+        raise SweepError(f"outputs {output.label}: {_why_empty(metrics, output)}", param="outputs")
     if sel["run"].duplicated().any():
-        raise CliError(f"--output {output.label}: more than one row per run")
+        raise SweepError(f"outputs {output.label}: more than one row per run", param="outputs")
     values = sel.set_index("run")["value"].reindex(runs["run"])
     if values.isna().any():
         run = int(values[values.isna()].index[0])
-        raise CliError(f"--output {output.label}: no value for run {run} (NaN or missing); choose another output")
+        raise SweepError(
+            f"outputs {output.label}: no value for run {run} (NaN or missing); choose another output", param="outputs"
+        )
     per_run = values.to_numpy().reshape(n_points, seeds)
     return np.asarray(per_run.mean(axis=1), dtype=float)
 
@@ -193,7 +209,7 @@ def _why_empty(metrics: Any, output: Output) -> str:
     return "no such row" + _RERUN
 
 
-_RERUN = "; the runs are saved: run again with another --output to analyse them"
+_RERUN = "; the runs are saved: run again with another output to analyse them"
 
 
 # ------------------------------------------------------------------------------------------
@@ -217,22 +233,22 @@ def sample(
         from SALib.sample import sobol
 
         if n < 2 or n & (n - 1):
-            raise CliError(f"--samples must be a power of 2 for Sobol sampling, got {n}")
+            raise SweepError(f"samples must be a power of 2 for Sobol sampling, got {n}", param="samples")
         return sobol.sample(problem, n, calc_second_order=second_order, scramble=True, seed=seed)
     if method == "morris":
         from SALib.sample import morris
 
         if levels < 2 or levels % 2:
-            raise CliError(f"--levels must be an even number of at least 2, got {levels}")
+            raise SweepError(f"levels must be an even number of at least 2, got {levels}", param="levels")
         return morris.sample(problem, n, num_levels=levels, seed=seed)
-    raise CliError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    raise SweepError(f"method must be one of {', '.join(METHODS)}, got {method!r}", param="method")
 
 
 def _require_salib() -> None:
     try:
         import SALib  # noqa: F401
     except ImportError:
-        raise CliError("sensitivity analysis needs SALib: pip install 'cloudwar[sensitivity]'") from None
+        raise SweepError("sensitivity analysis needs SALib: pip install 'cloudwar[sensitivity]'") from None
 
 
 def _analysis_seed(seed: int) -> int:
@@ -283,7 +299,7 @@ def analyze(
             rows.append((name, "mu_star", si["mu_star"][i], si["mu_star_conf"][i]))
             rows.append((name, "sigma", si["sigma"][i], np.nan))
     else:
-        raise CliError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+        raise SweepError(f"method must be one of {', '.join(METHODS)}, got {method!r}", param="method")
     frame = pd.DataFrame(rows, columns=["parameter", "index", "value", "conf"])
     frame["value"] = frame["value"].astype(float)
     frame["conf"] = frame["conf"].astype(float)
@@ -347,121 +363,128 @@ def plot_indices(indices: Any, method: str, path: str | Path, title: str = "") -
 
 
 # ------------------------------------------------------------------------------------------
-# Command line
+# The whole analysis as one function
 # ------------------------------------------------------------------------------------------
-def cmd_sensitivity(args: argparse.Namespace) -> int:
-    import pandas as pd
+@dataclass
+class SensitivityResult:
+    """What :func:`sensitivity` found: the indices (tidy: output, parameter, index, value, conf),
+    the run report, the design that ran, and warnings for the user (one line each)."""
 
-    from cloudwar.runs.sweep import describe_report, execute, plan_sweep, read_sweep, report_problems
+    indices: Any
+    report: RunReport
+    design: Design
+    warnings: list[str] = field(default_factory=list)
 
-    if not args.param:
-        raise CliError("--param: give at least one key=low:high")
-    parameters = [parse_param(text) for text in args.param]
+
+def design_size(method: str, n_parameters: int, samples: int, second_order: bool = False) -> int:
+    """How many points SALib's design has for ``samples`` (Sobol base samples or Morris trajectories)."""
+    if method == "sobol":
+        return samples * ((2 * n_parameters + 2) if second_order else (n_parameters + 2))
+    return samples * (n_parameters + 1)
+
+
+def sensitivity(
+    scenario: str | Path = "baseline",
+    parameters: Mapping[str, tuple[float, float]] | Sequence[Parameter] = (),
+    outputs: Sequence[Output | str] = (),
+    *,
+    out: str | Path,
+    method: str = "sobol",
+    samples: int | None = None,
+    seeds: int = 1,
+    seed: int = 0,
+    fixed: dict[str, Any] | None = None,
+    metrics: str = "summary",
+    second_order: bool = False,
+    levels: int = 4,
+    executor: Executor | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    batch_size: int | None = None,
+    progress: bool = False,
+    connect_timeout: float = 10.0,
+    announce: Callable[[str, Design], None] | None = None,
+) -> SensitivityResult:
+    """Sample the parameters' box, run the points as a design into ``out`` (resumable), analyse each output.
+
+    ``parameters``: ``{key: (low, high)}`` or :class:`Parameter` objects; ``outputs``:
+    :class:`Output` objects or their text (``"revenue_share,provider=Alibaba"``). Writes
+    ``indices.csv`` and ``sensitivity.png`` into ``out`` beside the runs. ``announce`` receives a
+    line describing the plan, and the design, before anything runs. Errors name the argument at fault.
+    """
+    if method not in METHODS:
+        raise SweepError(f"method must be one of {', '.join(METHODS)}, got {method!r}", param="method")
+    if isinstance(parameters, Mapping):
+        parameters = [make_parameter(key, *bounds) for key, bounds in parameters.items()]
+    parameters = list(parameters)
+    if not parameters:
+        raise SweepError("parameters: give at least one key with its (low, high) range", param="parameters")
     keys = [p.key for p in parameters]
     if len(set(keys)) != len(keys):
-        raise CliError(f"--param {next(k for k in keys if keys.count(k) > 1)}: given twice")
-    outputs = [parse_output(text) for text in args.output]
-    samples = args.samples or (64 if args.method == "sobol" else 10)
+        raise SweepError(f"parameters {next(k for k in keys if keys.count(k) > 1)}: given twice", param="parameters")
+    outputs = [o if isinstance(o, Output) else parse_output(o) for o in outputs]
+    if not outputs:
+        raise SweepError("outputs: give at least one output to analyse", param="outputs")
+    samples = samples or (64 if method == "sobol" else 10)
+    points = check_size(design_size(method, len(parameters), samples, second_order), 1, param="samples")
+    check_size(points, seeds)
     prob = problem(parameters)
-    x = sample(args.method, prob, samples, seed=args.seed, second_order=args.second_order, levels=args.levels)
-    design = {
-        "method": args.method,
+    x = sample(method, prob, samples, seed=seed, second_order=second_order, levels=levels)
+    info = {
+        "method": method,
         "samples": samples,
-        "second_order": args.second_order,
-        "levels": args.levels,
+        "second_order": second_order,
+        "levels": levels,
         "parameters": {p.key: [p.low, p.high] for p in parameters},
     }
     # Check both ends of every range first: a clearer message than one about a sampled point.
     for p in parameters:
-        plan_sweep(
-            args.scenario,
-            (p.key,),
-            design_points([p], [[p.low], [p.high]]),
-            fixed=parse_sets(args.set),
-            option="--param",
-        )
-    plan = plan_sweep(
-        args.scenario,
-        keys,
-        design_points(parameters, x),
-        seeds=args.seeds,
-        seed=args.seed,
-        fixed=parse_sets(args.set),
-        metrics=args.metrics,
-        design=design,
-        option="--param",
+        plan_design(scenario, (p.key,), design_points([p], [[p.low], [p.high]]), fixed=fixed)
+    design = plan_design(
+        scenario, keys, design_points(parameters, x), seeds=seeds, seed=seed, fixed=fixed, metrics=metrics, design=info
     )
-    base = parse_scenario(plan.scenario)
+    base = parse_scenario(design.scenario)
     for output in outputs:
         check_output(output, base)
-    what = "base samples" if args.method == "sobol" else "trajectories"
-    print(
-        f"{args.method}: {len(parameters)} parameter{'s' * (len(parameters) > 1)}, {samples} {what}"
-        f" -> {len(plan.points)} points"
-        f" x {args.seeds} seeds = {plan.n_runs} runs",
-        file=sys.stderr,
+    if announce is not None:
+        what = "base samples" if method == "sobol" else "trajectories"
+        announce(
+            f"{method}: {len(parameters)} parameter{'s' * (len(parameters) > 1)}, {samples} {what}"
+            f" -> {len(design.points)} points x {seeds} seeds = {design.n_runs} runs",
+            design,
+        )
+    report = run_design(
+        design,
+        out,
+        executor=executor,
+        workers=workers,
+        scheduler=scheduler,
+        batch_size=batch_size,
+        progress=progress,
+        connect_timeout=connect_timeout,
+        description=f"sensitivity {Path(str(scenario)).stem}",
     )
-    report = execute(args, plan)
-    print(describe_report(report, args.out), file=sys.stderr)
-    status = report_problems(report, args.out)
     if report.missing:
-        raise CliError(f"{report.missing} runs are missing; run the same command again before the analysis")
-    runs, metrics = read_sweep(args.out)
-    tables = []
+        raise SweepError(f"{report.missing} runs are missing; run the same command again before the analysis")
+    import pandas as pd
+
+    runs, table = read_sweep(out)
+    tables, warnings = [], []
     for output in outputs:
-        y = output_values(runs, metrics, output, args.seeds, len(plan.points))
+        y = output_values(runs, table, output, seeds, len(design.points))
         if float(y.std()) == 0.0:
-            print(f"cloudwar: warning: --output {output.label} is the same at every point", file=sys.stderr)
-        table = analyze(args.method, prob, x, y, seed=args.seed, second_order=args.second_order, levels=args.levels)
-        table.insert(0, "output", output.label)
-        tables.append(table)
+            warnings.append(f"output {output.label} is the same at every point")
+        frame = analyze(method, prob, x, y, seed=seed, second_order=second_order, levels=levels)
+        frame.insert(0, "output", output.label)
+        tables.append(frame)
     indices = pd.concat(tables, ignore_index=True)
     title = (
-        f"{args.method} sensitivity, {Path(args.scenario).stem}: {len(plan.points)} points x {args.seeds} seeds"
-        f" (95% intervals)"
+        f"{method} sensitivity, {Path(str(scenario)).stem}: {len(design.points)} points x {seeds} seeds (95% intervals)"
     )
 
     def write(tmp: Path) -> None:
         indices.to_csv(tmp / "indices.csv", index=False)
-        plot_indices(indices, args.method, tmp / "sensitivity.png", title=title)
+        plot_indices(indices, method, tmp / "sensitivity.png", title=title)
 
-    write_atomically(Path(args.out), write)
-    with pd.option_context("display.width", 200, "display.max_rows", 200, "display.float_format", "{:.4f}".format):
-        print(indices.to_string(index=False))
-    print(f"wrote {Path(args.out) / 'indices.csv'}, {Path(args.out) / 'sensitivity.png'}")
-    return status
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    from cloudwar.runs.sweep import add_execution_arguments
-
-    sens = subparsers.add_parser(
-        "sensitivity",
-        help="Sobol or Morris global sensitivity of a metric to scenario keys (SALib), on the sweep machinery",
-        description="Sample the --param box with SALib, run the points as a sweep (resumable, local pool or Dask) "
-        "and write the indices of each --output to OUT/indices.csv and OUT/sensitivity.png.",
-    )
-    sens.add_argument("--method", choices=METHODS, default="sobol", help="sobol (variance-based) or morris (screening)")
-    sens.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="KEY=LOW:HIGH",
-        help="a scenario key and its range, e.g. --param choice.network_weight=0:1 (repeat for more)",
-    )
-    sens.add_argument(
-        "--output",
-        action="append",
-        required=True,
-        metavar="METRIC[,provider=P][,region=R][,product=K][,quarter=Q]",
-        help="the number to explain, e.g. revenue_share,provider=Alibaba (default labels: all; quarter: the last)",
-    )
-    sens.add_argument(
-        "--samples",
-        type=positive_int,
-        help="Sobol: base samples N, a power of 2 (default 64); Morris: trajectories (default 10)",
-    )
-    sens.add_argument("--second-order", action="store_true", help="Sobol: also second-order indices S2")
-    sens.add_argument("--levels", type=positive_int, default=4, help="Morris: grid levels (default 4)")
-    add_execution_arguments(sens)
-    sens.set_defaults(func=cmd_sensitivity)
+    write_atomically(out, write)
+    return SensitivityResult(indices, report, design, warnings)

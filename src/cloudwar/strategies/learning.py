@@ -20,7 +20,8 @@ Following the paper exactly:
 The simulator is vectorised over sessions: all sessions advance side by side as numpy arrays,
 with one Python loop over periods. Each session draws its random numbers from its own
 ``numpy.random.Generator`` seeded from a per-session seed, so results do not depend on how
-sessions are batched or split between processes.
+sessions are batched or split between processes. Many sessions on many processes, with the
+one seed rule of the runs layer and resume, are :mod:`cloudwar.runs.sessions`.
 
 ``TabularQLearner`` is a single-firm learner with the same update (``q_update``) and the same use
 of random numbers, for use inside an agent-based market model: the ``q_learning`` strategy
@@ -30,7 +31,6 @@ of random numbers, for use inside an agent-based market model: the ``q_learning`
 from __future__ import annotations
 
 import math
-import multiprocessing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -561,42 +561,6 @@ def simulate_sessions(
         delta=gain,
         q=q if record_q else None,
     )
-
-
-def _simulate_chunk(config: QLearningConfig, seeds: np.ndarray, record_q: bool) -> SessionResults:
-    return simulate_sessions(config, seeds, record_q=record_q)
-
-
-def session_seeds(rng: np.random.Generator, n_sessions: int) -> np.ndarray:
-    """Per-session seeds drawn from the master generator (non-negative int64)."""
-    return rng.integers(0, 2**63 - 1, size=n_sessions, dtype=np.int64)
-
-
-def run_sessions(
-    config: QLearningConfig,
-    n_sessions: int,
-    rng: np.random.Generator,
-    *,
-    workers: int = 1,
-    record_q: bool = False,
-) -> SessionResults:
-    """Run ``n_sessions`` independent sessions, optionally split over ``workers`` processes.
-
-    Session seeds come from ``rng``, so one master seed gives identical results whatever
-    ``workers`` is. Worker processes use the ``spawn`` start method: call this from code guarded
-    by ``if __name__ == "__main__":``.
-    """
-    if n_sessions < 1:
-        raise ValueError(f"n_sessions must be >= 1, got {n_sessions}")
-    seeds = session_seeds(rng, n_sessions)
-    workers = max(1, min(int(workers), n_sessions))
-    if workers == 1:
-        return simulate_sessions(config, seeds, record_q=record_q)
-    chunks = np.array_split(seeds, workers)
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(workers) as pool:
-        parts = pool.starmap(_simulate_chunk, [(config, c, record_q) for c in chunks])
-    return SessionResults.concatenate(parts)
 
 
 def mean_confidence_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
