@@ -32,8 +32,8 @@ from cloudwar.cli.common import RUN_OPTIONS, Parser, guard, interrupted, positiv
 from cloudwar.cli.common import seed_int as seed
 from cloudwar.cli.sweep import add_executor_arguments
 from cloudwar.errors import SweepError
-from cloudwar.runs.output import check_out_folder, output_folder
 from cloudwar.plots import band  # noqa: F401  (re-exported: one band for every figure)
+from cloudwar.runs.output import check_out_folder, output_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 STORE = "store"  # the runs of an experiment, inside its --out (resumable)
