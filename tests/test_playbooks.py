@@ -155,8 +155,8 @@ def test_share_first_prices_a_fixed_fraction_of_the_rivals_price_from_quarter_tw
     np.testing.assert_allclose(alibaba.prices, expected, rtol=1e-12)
     # The rivals' price is their revenue over their served volume, last quarter.
     rivals = [p for p in model.providers_list if p is not alibaba]
-    revenue = sum(p.history[-1]["revenue"] for p in rivals)
-    volume = sum(p.history[-1]["served_volume"] for p in rivals)
+    revenue = sum(p.history[-1].revenue for p in rivals)
+    volume = sum(p.history[-1].served_volume for p in rivals)
     np.testing.assert_allclose(rival_price_index(alibaba, model), revenue / volume, rtol=1e-12)
 
 
@@ -230,11 +230,11 @@ def test_ecosystem_spend_is_an_operating_cost_in_the_books():
     a.step()
     b.step()
     books_a, books_b = provider(a, "Alibaba").history[-1], provider(b, "Alibaba").history[-1]
-    assert books_b["ecosystem_spend"] == 1e9 and books_a["ecosystem_spend"] == 0.3e9
-    np.testing.assert_allclose(books_a["revenue"], books_b["revenue"])  # same choices in quarter 1
-    income_gap = books_a["operating_income"].sum() - books_b["operating_income"].sum()
+    assert books_b.ecosystem_spend == 1e9 and books_a.ecosystem_spend == 0.3e9
+    np.testing.assert_allclose(books_a.revenue, books_b.revenue)  # same choices in quarter 1
+    income_gap = books_a.operating_income.sum() - books_b.operating_income.sum()
     assert income_gap == pytest.approx(0.7e9, rel=1e-9)
-    assert books_a["free_cash_flow"] - books_b["free_cash_flow"] == pytest.approx(0.7e9, rel=1e-9)
+    assert books_a.free_cash_flow - books_b.free_cash_flow == pytest.approx(0.7e9, rel=1e-9)
 
 
 def test_static_ecosystems_by_default():
@@ -307,7 +307,7 @@ def test_gpu_supply_caps_capacity_growth_net_of_retirements():
     # the limit is on net growth: capacity keeps growing although a vintage retires every quarter
     grown = tencent.capacity_in_service(17).sum() / start
     assert 1.05**16 * 0.9 < grown <= 1.05**16 * (1 + 1e-9)
-    assert tencent.history[-1]["service_level"].min() < 1.0  # and it binds: Tencent rations
+    assert tencent.history[-1].service_level.min() < 1.0  # and it binds: Tencent rations
     unlimited = {"enterprises": 2000, "providers.Tencent.strategy.max_capacity_addition": 0.0}
     free = CloudMarket("baseline", rng=10, overrides=unlimited)
     for _ in range(16):
@@ -463,7 +463,7 @@ def test_two_q_learners_learn_to_price_above_nash():
         for _ in range(4000):
             model.step()
             books = [p.history[-1] for p in model.providers_list]
-            profits.append([float(b["revenue"].sum() - b["variable_cost"].sum()) / 500 for b in books])
+            profits.append([float(b.revenue.sum() - b.variable_cost.sum()) / 500 for b in books])
         learners = [p.strategy.learners()[(0, 0)] for p in model.providers_list]
         assert all(learner.epsilon < 0.01 for learner in learners)
         assert all(not np.allclose(learner.q, learner.q[0]) for learner in learners)

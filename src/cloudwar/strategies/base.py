@@ -21,10 +21,10 @@ A scenario names it by ``kind`` or as ``"package.module:HalfOfRivals"``.
 
 What a strategy may read (the *strategy API*): ``provider.prices``, ``provider.unit_cost``,
 ``provider.index``, ``provider.presence``, ``provider.capacity_in_service(quarter)``,
-``provider.history`` (its own books, and the rivals' ``served_volume``, which market
-research publishes) and the ``market`` methods ``quarter``, ``prices``, ``rival_prices``,
-``demand_curve``, ``product_names``, ``region_names``, ``hardware_factor``, ``rng`` (the
-model's generator: the only source of randomness) and ``config``. All prices are in USD per
+``provider.history`` (its own books, :class:`~cloudwar.model.providers.Books`, and the rivals'
+``served_volume``, which market research publishes) and the ``market`` methods ``quarter``,
+``prices``, ``rival_prices``, ``demand_curve``, ``product_names``, ``region_names``,
+``hardware_factor``, ``rng`` (the model's generator: the only source of randomness) and ``config``. All prices are in USD per
 unit of the product, capex and ecosystem spend in USD per quarter.
 
 A strategy decides three things each quarter, all from the same snapshot of last quarter:
@@ -277,7 +277,7 @@ def rival_price_index(provider: Provider, market: CloudMarket) -> np.ndarray | N
     if not provider.history:
         return None
     prices = market.prices
-    volume = np.array([p.history[-1]["served_volume"] for p in market.providers_list])  # (P, K, R)
+    volume = np.array([p.history[-1].served_volume for p in market.providers_list])  # (P, K, R)
     volume[provider.index] = 0.0
     total = volume.sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -309,7 +309,7 @@ def match_rivals(strategy: Strategy, provider: Provider, market: CloudMarket, pr
         strategy._match_reference = (rival_prices.copy(), last_cost)
         return prices
     reference_prices, reference_cost = strategy._match_reference
-    volume = np.array([p.history[-1]["served_volume"] for p in market.providers_list])  # (P, K, R)
+    volume = np.array([p.history[-1].served_volume for p in market.providers_list])  # (P, K, R)
     with np.errstate(divide="ignore", invalid="ignore"):
         share = volume / volume.sum(axis=0, keepdims=True)
         own_cost = np.where(reference_cost > 0, last_cost / reference_cost, 1.0)
@@ -486,9 +486,9 @@ class MarginController:
         with np.errstate(divide="ignore", invalid="ignore"):
             cost_change = np.where(self.cost > 0, provider.unit_cost / self.cost, 1.0)
         step = 1.0
-        revenue = float(provider.history[-1]["revenue"].sum()) if provider.history else 0.0
+        revenue = float(provider.history[-1].revenue.sum()) if provider.history else 0.0
         if revenue > 0:
-            margin = float(provider.history[-1]["operating_income"].sum()) / revenue
+            margin = float(provider.history[-1].operating_income.sum()) / revenue
             edge = min(max(margin, self.target), min(self.target + self.band, 0.99))
             step = min(max(((1.0 - margin) / (1.0 - edge)) ** speed, 1.0 - max_step), 1.0 + max_step)
         self.base = np.maximum(self.base * cost_change * step, provider.unit_cost)
@@ -579,7 +579,7 @@ class PlatformEmbedded(Strategy):
         premium = getattr(self, "_premium", None)
         premium = np.ones(len(market.region_names)) if premium is None else premium
         if provider.history:
-            served = np.clip(provider.history[-1]["service_level"], 1e-3, 1.0)
+            served = np.clip(provider.history[-1].service_level, 1e-3, 1.0)
             short = served < 0.999
             premium = np.where(short, premium * served**-self.scarcity_response, premium * (1 - self.premium_decay))
             premium = np.clip(premium, 1.0, self.max_premium)
@@ -738,7 +738,7 @@ class QLearning(Strategy):
             if m["last"] is not None:
                 last_state, action = m["last"]
                 books = provider.history[-1]
-                reward = float(books["revenue"][k, r] - books["variable_cost"][k, r])
+                reward = float(books.revenue[k, r] - books.variable_cost[k, r])
                 m["learner"].learn(last_state, action, reward, state)
             action = m["learner"].act(state, market.rng)
             m["last"] = (state, action)
