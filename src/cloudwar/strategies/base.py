@@ -21,10 +21,10 @@ A scenario names it by ``kind`` or as ``"package.module:HalfOfRivals"``.
 
 What a strategy may read (the *strategy API*): ``provider.prices``, ``provider.unit_cost``,
 ``provider.index``, ``provider.presence``, ``provider.capacity_in_service(quarter)``,
-``provider.history`` (its own books, :class:`~cloudwar.model.providers.Books`, and the rivals'
-``served_volume``, which market research publishes) and the ``market`` methods ``quarter``,
-``prices``, ``rival_prices``, ``demand_curve``, ``product_names``, ``region_names``,
-``hardware_factor``, ``rng`` (the model's generator: the only source of randomness) and ``config``. All prices are in USD per
+``provider.history`` (its own ``Books``, and the rivals' ``served_volume``, which market
+research publishes) and the ``market`` methods ``quarter``, ``prices``, ``rival_prices``,
+``demand_curve``, ``product_names``, ``region_names``, ``hardware_factor``, ``rng`` (the
+model's generator: the only source of randomness) and ``config``. All prices are in USD per
 unit of the product, capex and ecosystem spend in USD per quarter.
 
 A strategy decides three things each quarter, all from the same snapshot of last quarter:
