@@ -150,7 +150,7 @@ def expected_choice_shares(model: cloudwar.CloudMarket, k: int, r: int) -> np.nd
     idx = np.flatnonzero(pop.region == r)
     if model.product_names[k] == "ai":
         idx = idx[pop.adopted[idx]]
-    shares = model.volumes(k, idx) @ model.starting_probabilities(k, idx)
+    shares = model.enterprises.volumes(k, idx) @ model.enterprises.starting_probabilities(k, idx)
     return shares / shares.sum()
 
 

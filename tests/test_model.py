@@ -97,10 +97,10 @@ def test_cash_flow_identities(baseline_run):
 
 def test_starting_spend_matches_the_market_sizes():
     model = CloudMarket("baseline", rng=2, overrides={"enterprises": 4000})
-    pop = model.population
+    pop = model.enterprises
     for k, product in enumerate(model.product_names):
         prices = np.vstack([model.prices[:, k, :], np.zeros((1, len(model.region_names)))])
-        spend = np.bincount(pop.region, weights=model.volumes(k) * prices[pop.provider[k], pop.region])
+        spend = np.bincount(pop.region, weights=model.enterprises.volumes(k) * prices[pop.provider[k], pop.region])
         for r, region in enumerate(model.region_names):
             assert spend[r] == pytest.approx(model.config.regions[region].market_size[product], rel=1e-9)
 
@@ -180,7 +180,7 @@ def test_enterprise_agent_view_reads_the_arrays(baseline_run):
     e = model.enterprise(42)
     assert isinstance(e, Enterprise) and isinstance(e, mesa.Agent)
     assert e is model.enterprise(42)
-    pop = model.population
+    pop = model.enterprises
     assert e.region == model.region_names[pop.region[42]]
     assert e.size == pytest.approx(float(pop.size[42]))
     assert e.adopted_ai == bool(pop.adopted[42])

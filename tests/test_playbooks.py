@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from cloudwar import CloudMarket, ScenarioError, load_scenario
+from cloudwar.model.demand import demand_growth_factor
 from cloudwar.scenario import parse_scenario, read_scenario_toml
 from cloudwar.strategies import (
     MAX_PLANNED_GROWTH,
@@ -250,7 +251,7 @@ def test_static_ecosystems_by_default():
 def test_captive_enterprises_are_drawn_in_their_region_and_favour_their_platform():
     over = {"enterprises": 20_000, "quarters": 1, "providers.Tencent.captive_bonus": 2.0}
     model = CloudMarket("baseline", rng=8, overrides=over)
-    pop = model.population
+    pop = model.enterprises
     tencent = provider(model, "Tencent").index
     china, world = model.region_names.index("china"), model.region_names.index("global")
     tied = pop.platform == tencent
@@ -264,9 +265,9 @@ def test_captive_enterprises_are_drawn_in_their_region_and_favour_their_platform
     assert share_tied > 3 * share_free
     # The bonus is in the utility of the captive enterprises only.
     rows = np.array([np.flatnonzero(tied)[0], np.flatnonzero(~tied & in_china)[0]])
-    with_bonus = model.choice_utilities(cloud, rows)
+    with_bonus = model.enterprises.choice_utilities(cloud, rows)
     model.captive_bonus = np.zeros_like(model.captive_bonus)
-    gap = with_bonus - model.choice_utilities(cloud, rows)
+    gap = with_bonus - model.enterprises.choice_utilities(cloud, rows)
     expected = np.zeros_like(gap)
     expected[0, tencent] = 2.0
     np.testing.assert_allclose(gap, expected, atol=1e-9)
@@ -274,9 +275,9 @@ def test_captive_enterprises_are_drawn_in_their_region_and_favour_their_platform
 
 def test_no_captive_segment_costs_nothing_and_draws_nothing():
     model = CloudMarket("baseline", rng=9, overrides={"enterprises": 1000, "providers.Tencent.captive_share": {}})
-    assert model.population.platform is None and model.captive_bonus is None
+    assert model.enterprises.platform is None and model.captive_bonus is None
     theory = CloudMarket("calvano_duopoly", rng=9, overrides={"enterprises": 100})
-    assert theory.population.platform is None
+    assert theory.enterprises.platform is None
 
 
 def test_captive_shares_are_validated():
@@ -400,9 +401,9 @@ def test_demand_growth_half_life():
     cloud = model.product_names.index("cloud")
     g, half = model.config.products["cloud"].demand_growth, model.config.products["cloud"].demand_growth_halflife
     expected = np.prod([(1 + g * 0.5 ** (i / (4 * half))) ** 0.25 for i in range(8)])
-    assert model.demand_growth_factor(cloud, 8) == pytest.approx(expected)
+    assert demand_growth_factor(model.products[cloud], 8) == pytest.approx(expected)
     flat = CloudMarket("baseline", rng=0, overrides={"enterprises": 500, "products.cloud.demand_growth_halflife": 0})
-    assert flat.demand_growth_factor(cloud, 8) == (1 + g) ** 2.0
+    assert demand_growth_factor(flat.products[cloud], 8) == (1 + g) ** 2.0
 
 
 # --------------------------------------------------------------------------------------------

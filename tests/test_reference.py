@@ -47,7 +47,7 @@ def _assert_same_quarter(fast: CloudMarket, ref: ReferenceMarket) -> None:
 
 
 def _assert_same_enterprises(fast: CloudMarket, ref: ReferenceMarket) -> None:
-    pop = fast.population
+    pop = fast.enterprises
     np.testing.assert_array_equal(pop.provider.T, [e.providers for e in ref.enterprise_list])
     np.testing.assert_array_equal(pop.adopted, [e.adopted for e in ref.enterprise_list])
     np.testing.assert_array_equal(pop.adopted_quarter, [e.adopted_quarter for e in ref.enterprise_list])
@@ -63,7 +63,7 @@ def test_reference_starts_from_the_engines_population_and_network():
         assert sorted(other.unique_id for other in enterprise.neighbours) == sorted(
             ref.enterprise_list[j].unique_id for j in fast.network.neighbours(i)
         )
-        assert enterprise.size == pytest.approx(float(fast.population.size[i]))
+        assert enterprise.size == pytest.approx(float(fast.enterprises.size[i]))
     np.testing.assert_allclose(
         [p.capacity_in_service(1) for p in ref.providers_list],
         [p.capacity_in_service(1) for p in fast.providers_list],

@@ -207,7 +207,7 @@ def tidy_results(model: CloudMarket) -> pd.DataFrame:
             rows.add(q, "churn", _ratio(lost, before), ALL, products, regions)
         if "ai" in products:
             adoption = rec["ai_adoption"]
-            counts = np.bincount(model.population.region, minlength=len(regions))
+            counts = model.enterprises.count_by_region
             rows.add(q, "ai_adoption", adoption, ALL, "ai", regions)
             rows.add(q, "ai_adoption", np.array([(adoption * counts).sum() / counts.sum()]), ALL, "ai", ALL)
     return rows.frame()
