@@ -42,11 +42,11 @@ import mesa
 import numpy as np
 
 from cloudwar.model.demand import demand_growth_factor, logit_probabilities, sample_choices, sample_logit, utility
-from cloudwar.model.network import NeighbourCounts
 from cloudwar.scenario import EnterpriseSpec, Scenario, ScenarioError
 
 if TYPE_CHECKING:
     from cloudwar.model.market import CloudMarket
+    from cloudwar.model.network import NeighbourCounts
 
 #: Enterprises processed at a time when drawing the starting state (bounds temporary memory).
 STARTING_CHUNK = 1 << 17
