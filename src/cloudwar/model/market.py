@@ -104,8 +104,8 @@ class CloudMarket(mesa.Model):
     Attributes:
         config: the validated cloudwar :class:`~cloudwar.scenario.Scenario` this market runs
             (every parameter, with units). Not to be confused with ``scenario``, which Mesa 3.5's
-            ``Model`` defines for its own experiment record (``mesa.experimental.scenarios``:
-            the seed and the keyword arguments); cloudwar never reads it.
+            ``Model`` defines for its own experiment record (a ``mesa.experimental.scenarios``
+            ``Scenario``; here it holds only the seed); cloudwar never reads it.
         enterprises: the :class:`~cloudwar.model.enterprises.Enterprises` agent set (arrays and
             enterprise rules); ``population`` is the same object under its older name.
         providers_list: the :class:`~cloudwar.model.providers.Provider` agents in scenario order
@@ -145,21 +145,21 @@ class CloudMarket(mesa.Model):
         # The starting state, drawn in this order from self.rng: enterprises, network, first AI
         # adopters, the strategies' oracle sample, starting providers.
         self.enterprises = Enterprises(self)
-        firms = self.enterprises
-        self.captive_bonus = None if firms.platform is None else np.array([p.captive_bonus for p in s.providers])
-        self.mean_price_sensitivity = float(firms.price_sensitivity.mean())  # strategy API
+        pop = self.enterprises
+        self.captive_bonus = None if pop.platform is None else np.array([p.captive_bonus for p in s.providers])
+        self.mean_price_sensitivity = float(pop.price_sensitivity.mean())  # strategy API
         self.network: Network | CompleteNetwork = build_network(
-            s.network, self.rng, firms.region, firms.industry, s.enterprise.industries
+            s.network, self.rng, pop.region, pop.industry, s.enterprise.industries
         )
-        firms.seed_adoption()
+        pop.seed_adoption()
         self._views: dict[int, Enterprise] = {}
         self._curves: dict[tuple[int, int], DemandCurve] = {}
-        self.oracle_sample = np.sort(self.rng.choice(firms.n, size=min(firms.n, s.oracle_sample), replace=False))
-        firms.choose_starting_providers()
-        firms.scale_volumes_to_market_size()
+        self.oracle_sample = np.sort(self.rng.choice(pop.n, size=min(pop.n, s.oracle_sample), replace=False))
+        pop.choose_starting_providers()
+        pop.scale_volumes_to_market_size()
         self.churn = np.zeros((n_p, len(self.products), len(self.region_names)))
         if self.capacity_limited:
-            compute = self.compute_demand(firms.tally()[0])
+            compute = self.compute_demand(pop.tally()[0])
             for j, provider in enumerate(self.providers_list):
                 provider.install_starting_capacity(compute[j], provider.spec.initial_utilisation)
                 provider.compute_demand = compute[j]
@@ -304,27 +304,27 @@ class CloudMarket(mesa.Model):
         key = (k, r)
         if key in self._curves:
             return self._curves[key]
-        firms = self.enterprises
+        pop = self.enterprises
         product = self.products[k]
-        everyone = np.flatnonzero(firms.region == r)
-        sample = self.oracle_sample[firms.region[self.oracle_sample] == r]
+        everyone = np.flatnonzero(pop.region == r)
+        sample = self.oracle_sample[pop.region[self.oracle_sample] == r]
         if len(sample) == 0:
             sample = everyone[: self.config.oracle_sample]
-        buyers = firms.buyers(k)
+        buyers = pop.buyers(k)
         rho = 1.0 / product.contract_quarters
         if buyers is None or buyers[sample].any():
             if buyers is not None:
                 sample, everyone = sample[buyers[sample]], everyone[buyers[everyone]]
-            weights = firms.volumes(k, sample)
-            population_volume = firms.volumes(k, everyone).sum()
+            weights = pop.volumes(k, sample)
+            population_volume = pop.volumes(k, everyone).sum()
         else:  # nobody buys yet: the curve of potential first-time buyers, by size
             rho = 1.0
-            weights = firms.size[sample].astype(float)
-            population_volume = float(firms.size[everyone].sum())
+            weights = pop.size[sample].astype(float)
+            population_volume = float(pop.size[everyone].sum())
         n_p = len(self.providers_list)
-        base = np.ascontiguousarray(firms.utilities(k, sample, np.zeros((n_p, len(self.region_names)))).T)
-        coef = firms.price_sensitivity[sample].astype(float) / product.reference_price
-        current = firms.provider[k, sample].astype(np.int64) if rho < 1.0 else np.full(len(sample), n_p)
+        base = np.ascontiguousarray(pop.utilities(k, sample, np.zeros((n_p, len(self.region_names)))).T)
+        coef = pop.price_sensitivity[sample].astype(float) / product.reference_price
+        current = pop.provider[k, sample].astype(np.int64) if rho < 1.0 else np.full(len(sample), n_p)
         scale = population_volume / weights.sum() if weights.sum() > 0 else 0.0
         curve = DemandCurve(base, coef, weights, current, rho, scale, product.outside_quality, product.logit_scale)
         self._curves[key] = curve
