@@ -91,24 +91,6 @@ class Enterprises:
         """Number of enterprises."""
         return len(self.region)
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by the per-enterprise attribute arrays (not the neighbour counts)."""
-        arrays = (
-            self.region,
-            self.industry,
-            self.size,
-            self.price_sensitivity,
-            self.quality_sensitivity,
-            self.switching_cost,
-            self.contract_phase,
-            self.provider,
-            self.adopted,
-            self.adopted_quarter,
-            self.platform,
-        )
-        return sum(a.nbytes for a in arrays if a is not None)
-
     # ======================================================================================
     # Drawing the population and its starting state
     # ======================================================================================
