@@ -118,7 +118,7 @@ class BareQuarter:
         self.quality = [quality[:, k, :].astype(np.float32) for k in range(len(self.products))]
         self.price = [(prices[:, k, :] / p.reference_price).astype(np.float32) for k, p in enumerate(self.products)]
         self.constant = [constant.astype(np.float32) for _ in self.products]
-        self.volume_scale = market.volume_scale
+        self.volume_scale = market.enterprises.volume_scale
         self.utilities = np.empty((self.n_p, self.n), dtype=np.float32)  # work buffers, sliced to those due
         self.terms = np.empty((self.n_p, self.n), dtype=np.float32)
         self.quarter = 0

@@ -152,7 +152,7 @@ def expected_choice_shares(model: cloudwar.CloudMarket, k: int, r: int) -> np.nd
     idx = np.flatnonzero(pop.region == r)
     if model.product_names[k] == "ai":
         idx = idx[pop.adopted[idx]]
-    shares = model.volumes(k, idx) @ model.starting_probabilities(k, idx)
+    shares = model.enterprises.volumes(k, idx) @ model.enterprises.starting_probabilities(k, idx)
     return shares / shares.sum()
 
 
@@ -214,7 +214,7 @@ def first_quarter_shares(path: Path, seeds: range) -> dict[tuple[str, str], dict
     for seed in seeds:
         model = cloudwar.CloudMarket(path, rng=seed)
         model.step()
-        revenue = np.array([p.history[-1]["revenue"] for p in model.providers_list])  # (P, K, R)
+        revenue = np.array([p.history[-1].revenue for p in model.providers_list])  # (P, K, R)
         shares = revenue / revenue.sum(axis=0, keepdims=True)
         for k, product in enumerate(model.product_names):
             for r, region in enumerate(model.region_names):
@@ -252,7 +252,7 @@ def revenue_growth(path: Path, seed: int, demand_growth: float, usage_growth: fl
     market, own = [], []
     for _ in range(1 + GROWTH_QUARTERS):
         model.step()
-        market.append(sum(float(p.history[-1]["revenue"][cloud].sum()) for p in model.providers_list))
+        market.append(sum(float(p.history[-1].revenue[cloud].sum()) for p in model.providers_list))
         own.append(alibaba.revenue)
     return np.array([market[-1] / market[0], own[-1] / own[0]]) - 1.0
 

@@ -37,7 +37,7 @@ def test_nash_first_order_condition_holds():
     model.run()
     p = prices(model)
     curve = model.demand_curve(0, 0)
-    share = curve.quantities(p) / model.population.n
+    share = curve.quantities(p) / model.enterprises.n
     np.testing.assert_allclose(p - 1.0, 0.25 / (1.0 - share), atol=1e-6)
 
 
@@ -60,7 +60,7 @@ def test_simulated_demand_is_the_logit_and_profits_match_theory():
     last = results[results.quarter == 25]
     share = last[(last.metric == "customer_share") & (last.region == "market") & (last["product"] == "cloud")]
     customers = last[(last.metric == "customers") & (last.region == "market") & (last["product"] == "cloud")]
-    n = model.population.n
+    n = model.enterprises.n
     q_nash = np.exp((2 - 1.47293) / 0.25) / (2 * np.exp((2 - 1.47293) / 0.25) + 1.0)
     se = np.sqrt(q_nash * (1 - q_nash) / n)
     np.testing.assert_allclose(customers.value / n, q_nash, atol=4 * se)

@@ -1,13 +1,17 @@
 """The market engine end to end: reproducibility, accounting identities, capacity, outputs."""
 
+import dataclasses
+
 import mesa
 import numpy as np
 import pandas as pd
 import pytest
+from mesa.experimental.scenarios import Scenario as MesaScenario
 
 from cloudwar import CloudMarket, ScenarioError
-from cloudwar.model.enterprises import Enterprise
-from cloudwar.model.providers import Provider
+from cloudwar.model.enterprises import Enterprise, Enterprises
+from cloudwar.model.providers import Books, Provider
+from cloudwar.scenario import Scenario
 
 SMALL = {"enterprises": 3000, "quarters": 8}
 
@@ -97,10 +101,10 @@ def test_cash_flow_identities(baseline_run):
 
 def test_starting_spend_matches_the_market_sizes():
     model = CloudMarket("baseline", rng=2, overrides={"enterprises": 4000})
-    pop = model.population
+    pop = model.enterprises
     for k, product in enumerate(model.product_names):
         prices = np.vstack([model.prices[:, k, :], np.zeros((1, len(model.region_names)))])
-        spend = np.bincount(pop.region, weights=model.volumes(k) * prices[pop.provider[k], pop.region])
+        spend = np.bincount(pop.region, weights=model.enterprises.volumes(k) * prices[pop.provider[k], pop.region])
         for r, region in enumerate(model.region_names):
             assert spend[r] == pytest.approx(model.config.regions[region].market_size[product], rel=1e-9)
 
@@ -180,7 +184,7 @@ def test_enterprise_agent_view_reads_the_arrays(baseline_run):
     e = model.enterprise(42)
     assert isinstance(e, Enterprise) and isinstance(e, mesa.Agent)
     assert e is model.enterprise(42)
-    pop = model.population
+    pop = model.enterprises
     assert e.region == model.region_names[pop.region[42]]
     assert e.size == pytest.approx(float(pop.size[42]))
     assert e.adopted_ai == bool(pop.adopted[42])
@@ -211,3 +215,74 @@ def test_bad_settings_are_one_line_errors():
         CloudMarket("baseline", **{"choice.nope": 1})
     with pytest.raises(ScenarioError, match="no provider named 'Amazon'"):
         CloudMarket("baseline", overrides={"providers.Amazon.price.ai": 1.0})
+
+
+def test_config_is_the_cloudwar_scenario_and_scenario_is_mesas():
+    model = CloudMarket("baseline", rng=4, enterprises=700)
+    assert isinstance(model.config, Scenario) and model.config.enterprises == 700
+    # Mesa 3.5's Model keeps its own experiment record under ``scenario``; it holds the seed only.
+    assert isinstance(model.scenario, MesaScenario) and not isinstance(model.scenario, Scenario)
+    assert model.scenario.rng == 4 and model.scenario.model is model
+
+
+def test_books_are_typed_records_that_add_up(baseline_run):
+    model, results = baseline_run
+    n_k, n_r = len(model.product_names), len(model.region_names)
+    for provider in model.providers_list:
+        assert len(provider.history) == model.quarter
+        books = provider.history[-1]
+        assert isinstance(books, Books) and books.quarter == model.quarter
+        for name in ("revenue", "variable_cost", "operating_income", "served_volume"):
+            assert getattr(books, name).shape == (n_k, n_r), name
+        for name in ("capacity", "compute_demand", "capex", "depreciation", "service_level"):
+            assert getattr(books, name).shape == (n_r,), name
+        np.testing.assert_allclose(books.revenue, provider.prices * books.served_volume, rtol=1e-12)
+        cash = books.operating_income.sum() + books.depreciation.sum() - books.capex.sum()
+        assert books.free_cash_flow == pytest.approx(cash, rel=1e-9, abs=1.0)
+        assert books.cumulative_free_cash_flow == pytest.approx(sum(b.free_cash_flow for b in provider.history))
+        assert value(results, "revenue", provider.name, quarter=model.quarter).iloc[0] == books.revenue.sum()
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            books.revenue = books.revenue * 2
+
+
+def test_enterprises_are_one_agent_set_whose_tally_counts_the_arrays(baseline_run):
+    model, results = baseline_run
+    firms = model.enterprises
+    assert isinstance(firms, Enterprises) and model.population is firms and firms.model is model
+    assert firms.n == 3000 and firms.provider.shape == (len(model.product_names), 3000)
+    volume, customers = firms.tally()
+    n_p = len(model.provider_names)
+    for k in range(len(model.product_names)):
+        volumes = firms.volumes(k)
+        for j in range(n_p):
+            for r in range(len(model.region_names)):
+                rows = (firms.provider[k] == j) & (firms.region == r)
+                assert customers[j, k, r] == rows.sum()
+                assert volume[j, k, r] == pytest.approx(volumes[rows].sum(), rel=1e-12)
+    np.testing.assert_array_equal(model.records[-1]["customers"], customers)
+    # AI volume only from adopters; adoption by region as recorded.
+    ai = model.product_names.index("ai")
+    assert np.all(firms.volumes(ai)[~firms.adopted] == 0) and np.all(firms.volumes(ai)[firms.adopted] > 0)
+    np.testing.assert_allclose(model.records[-1]["ai_adoption"], firms.adoption_by_region())
+
+
+def test_choosing_providers_reports_churn_and_keeps_neighbour_counts_current():
+    model = CloudMarket("baseline", rng=6, enterprises=2500)
+    firms = model.enterprises
+    n_p, n_r = len(model.provider_names), len(model.region_names)
+    for _ in range(3):
+        before = firms.provider.copy()
+        model.step()
+        assert (before != firms.provider).any()  # some enterprises switched
+        for k in range(len(model.product_names)):
+            left = (before[k] != firms.provider[k]) & (before[k] < n_p)
+            lost = np.zeros((n_p, n_r))
+            np.add.at(lost, (before[k][left], firms.region[left]), 1)
+            np.testing.assert_array_equal(model.churn[:, k, :], lost)
+            # The incremental neighbour counts equal counts taken afresh from the network.
+            for i in (0, 1234, 2499):
+                neighbours = model.network.neighbours(i)
+                fresh = np.bincount(firms.provider[k, neighbours], minlength=n_p + 1) / max(len(neighbours), 1)
+                np.testing.assert_allclose(firms.neighbour_counts[k].shares(np.array([i]))[0], fresh, atol=1e-6)
+        adopted = np.array([firms.adopted[model.network.neighbours(i)].mean() for i in (0, 1234, 2499)])
+        np.testing.assert_allclose(firms.adoption_counts.state_share(np.array([0, 1234, 2499]), 1), adopted, atol=1e-6)

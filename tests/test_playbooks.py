@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from cloudwar import CloudMarket, ScenarioError, load_scenario
+from cloudwar.model.demand import demand_growth_factor
 from cloudwar.scenario import parse_scenario, read_scenario_toml
 from cloudwar.strategies import (
     MAX_PLANNED_GROWTH,
@@ -157,8 +158,8 @@ def test_share_first_prices_a_fixed_fraction_of_the_rivals_price_from_quarter_tw
     np.testing.assert_allclose(alibaba.prices, expected, rtol=1e-12)
     # The rivals' price is their revenue over their served volume, last quarter.
     rivals = [p for p in model.providers_list if p is not alibaba]
-    revenue = sum(p.history[-1]["revenue"] for p in rivals)
-    volume = sum(p.history[-1]["served_volume"] for p in rivals)
+    revenue = sum(p.history[-1].revenue for p in rivals)
+    volume = sum(p.history[-1].served_volume for p in rivals)
     np.testing.assert_allclose(rival_price_index(alibaba, model), revenue / volume, rtol=1e-12)
 
 
@@ -232,11 +233,11 @@ def test_ecosystem_spend_is_an_operating_cost_in_the_books():
     a.step()
     b.step()
     books_a, books_b = provider(a, "Alibaba").history[-1], provider(b, "Alibaba").history[-1]
-    assert books_b["ecosystem_spend"] == 1e9 and books_a["ecosystem_spend"] == 0.3e9
-    np.testing.assert_allclose(books_a["revenue"], books_b["revenue"])  # same choices in quarter 1
-    income_gap = books_a["operating_income"].sum() - books_b["operating_income"].sum()
+    assert books_b.ecosystem_spend == 1e9 and books_a.ecosystem_spend == 0.3e9
+    np.testing.assert_allclose(books_a.revenue, books_b.revenue)  # same choices in quarter 1
+    income_gap = books_a.operating_income.sum() - books_b.operating_income.sum()
     assert income_gap == pytest.approx(0.7e9, rel=1e-9)
-    assert books_a["free_cash_flow"] - books_b["free_cash_flow"] == pytest.approx(0.7e9, rel=1e-9)
+    assert books_a.free_cash_flow - books_b.free_cash_flow == pytest.approx(0.7e9, rel=1e-9)
 
 
 def test_static_ecosystems_by_default():
@@ -252,7 +253,7 @@ def test_static_ecosystems_by_default():
 def test_captive_enterprises_are_drawn_in_their_region_and_favour_their_platform():
     over = {"enterprises": 20_000, "quarters": 1, "providers.Tencent.captive_bonus": 2.0}
     model = CloudMarket("baseline", rng=8, overrides=over)
-    pop = model.population
+    pop = model.enterprises
     tencent = provider(model, "Tencent").index
     china, world = model.region_names.index("china"), model.region_names.index("global")
     tied = pop.platform == tencent
@@ -266,9 +267,9 @@ def test_captive_enterprises_are_drawn_in_their_region_and_favour_their_platform
     assert share_tied > 3 * share_free
     # The bonus is in the utility of the captive enterprises only.
     rows = np.array([np.flatnonzero(tied)[0], np.flatnonzero(~tied & in_china)[0]])
-    with_bonus = model.choice_utilities(cloud, rows)
+    with_bonus = model.enterprises.choice_utilities(cloud, rows)
     model.captive_bonus = np.zeros_like(model.captive_bonus)
-    gap = with_bonus - model.choice_utilities(cloud, rows)
+    gap = with_bonus - model.enterprises.choice_utilities(cloud, rows)
     expected = np.zeros_like(gap)
     expected[0, tencent] = 2.0
     np.testing.assert_allclose(gap, expected, atol=1e-9)
@@ -276,9 +277,9 @@ def test_captive_enterprises_are_drawn_in_their_region_and_favour_their_platform
 
 def test_no_captive_segment_costs_nothing_and_draws_nothing():
     model = CloudMarket("baseline", rng=9, overrides={"enterprises": 1000, "providers.Tencent.captive_share": {}})
-    assert model.population.platform is None and model.captive_bonus is None
+    assert model.enterprises.platform is None and model.captive_bonus is None
     theory = CloudMarket("calvano_duopoly", rng=9, overrides={"enterprises": 100})
-    assert theory.population.platform is None
+    assert theory.enterprises.platform is None
 
 
 def test_captive_shares_are_validated():
@@ -309,7 +310,7 @@ def test_gpu_supply_caps_capacity_growth_net_of_retirements():
     # the limit is on net growth: capacity keeps growing although a vintage retires every quarter
     grown = tencent.capacity_in_service(17).sum() / start
     assert 1.05**16 * 0.9 < grown <= 1.05**16 * (1 + 1e-9)
-    assert tencent.history[-1]["service_level"].min() < 1.0  # and it binds: Tencent rations
+    assert tencent.history[-1].service_level.min() < 1.0  # and it binds: Tencent rations
     unlimited = {"enterprises": 2000, "providers.Tencent.strategy.max_capacity_addition": 0.0}
     free = CloudMarket("baseline", rng=10, overrides=unlimited)
     for _ in range(16):
@@ -402,9 +403,9 @@ def test_demand_growth_half_life():
     cloud = model.product_names.index("cloud")
     g, half = model.config.products["cloud"].demand_growth, model.config.products["cloud"].demand_growth_halflife
     expected = np.prod([(1 + g * 0.5 ** (i / (4 * half))) ** 0.25 for i in range(8)])
-    assert model.demand_growth_factor(cloud, 8) == pytest.approx(expected)
+    assert demand_growth_factor(model.products[cloud], 8) == pytest.approx(expected)
     flat = CloudMarket("baseline", rng=0, overrides={"enterprises": 500, "products.cloud.demand_growth_halflife": 0})
-    assert flat.demand_growth_factor(cloud, 8) == (1 + g) ** 2.0
+    assert demand_growth_factor(flat.products[cloud], 8) == (1 + g) ** 2.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -465,7 +466,7 @@ def test_two_q_learners_learn_to_price_above_nash():
         for _ in range(4000):
             model.step()
             books = [p.history[-1] for p in model.providers_list]
-            profits.append([float(b["revenue"].sum() - b["variable_cost"].sum()) / 500 for b in books])
+            profits.append([float(b.revenue.sum() - b.variable_cost.sum()) / 500 for b in books])
         learners = [p.strategy.learners()[(0, 0)] for p in model.providers_list]
         assert all(learner.epsilon < 0.01 for learner in learners)
         assert all(not np.allclose(learner.q, learner.q[0]) for learner in learners)

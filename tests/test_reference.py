@@ -41,13 +41,13 @@ def _assert_same_quarter(fast: CloudMarket, ref: ReferenceMarket) -> None:
     np.testing.assert_array_equal(a["ai_adoption"], b["ai_adoption"], err_msg=f"AI adoption, quarter {q}")
     np.testing.assert_allclose(a["price"], b["price"], rtol=1e-9, err_msg=f"prices, quarter {q}")
     np.testing.assert_allclose(a["demand_volume"], b["demand_volume"], rtol=1e-9, err_msg=f"demand, quarter {q}")
-    revenue_a = np.array([book["revenue"] for book in a["books"]])
-    revenue_b = np.array([book["revenue"] for book in b["books"]])
+    revenue_a = np.array([book.revenue for book in a["books"]])
+    revenue_b = np.array([book.revenue for book in b["books"]])
     np.testing.assert_allclose(revenue_a, revenue_b, rtol=1e-9, err_msg=f"revenue, quarter {q}")
 
 
 def _assert_same_enterprises(fast: CloudMarket, ref: ReferenceMarket) -> None:
-    pop = fast.population
+    pop = fast.enterprises
     np.testing.assert_array_equal(pop.provider.T, [e.providers for e in ref.enterprise_list])
     np.testing.assert_array_equal(pop.adopted, [e.adopted for e in ref.enterprise_list])
     np.testing.assert_array_equal(pop.adopted_quarter, [e.adopted_quarter for e in ref.enterprise_list])
@@ -63,7 +63,7 @@ def test_reference_starts_from_the_engines_population_and_network():
         assert sorted(other.unique_id for other in enterprise.neighbours) == sorted(
             ref.enterprise_list[j].unique_id for j in fast.network.neighbours(i)
         )
-        assert enterprise.size == pytest.approx(float(fast.population.size[i]))
+        assert enterprise.size == pytest.approx(float(fast.enterprises.size[i]))
     np.testing.assert_allclose(
         [p.capacity_in_service(1) for p in ref.providers_list],
         [p.capacity_in_service(1) for p in fast.providers_list],
@@ -108,7 +108,7 @@ def _summaries(records: list[dict], provider_names: list[str], product_names: li
     out: dict[str, float] = {}
     last = records[-1]
     customers = last["customers"].sum(axis=2)  # (P, K), all regions
-    revenue = np.array([book["revenue"] for book in last["books"]]).sum(axis=2)
+    revenue = np.array([book.revenue for book in last["books"]]).sum(axis=2)
     for k, product in enumerate(product_names):
         for j, provider in enumerate(provider_names):
             out[f"customer share {provider} {product}"] = customers[j, k] / customers[:, k].sum()

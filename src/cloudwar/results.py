@@ -125,9 +125,9 @@ def tidy_results(model: CloudMarket) -> pd.DataFrame:
     for rec in model.records:
         q = rec["quarter"]
         books = rec["books"]
-        revenue = np.array([b["revenue"] for b in books])  # (P, K, R)
-        income = np.array([b["operating_income"] for b in books])
-        served = np.array([b["served_volume"] for b in books])
+        revenue = np.array([b.revenue for b in books])  # (P, K, R)
+        income = np.array([b.operating_income for b in books])
+        served = np.array([b.served_volume for b in books])
         customers = rec["customers"].astype(float)
         market_revenue = revenue.sum(axis=0)
         market_customers = customers.sum(axis=0)
@@ -149,7 +149,7 @@ def tidy_results(model: CloudMarket) -> pd.DataFrame:
             rows.add(q, metric, values, providers, products, regions)
 
         # Provider x region, all products.
-        capacity = np.array([b["capacity"] for b in books])
+        capacity = np.array([b.capacity for b in books])
         served_compute = (served * model.compute_per_unit[None, :, None]).sum(axis=1)
         region_revenue = revenue.sum(axis=1)
         region_income = income.sum(axis=1)
@@ -159,8 +159,8 @@ def tidy_results(model: CloudMarket) -> pd.DataFrame:
             "operating_margin": _ratio(region_income, region_revenue),
             "capacity": np.where(np.isfinite(capacity), capacity, np.nan),
             "capacity_utilisation": _ratio(served_compute, np.where(np.isfinite(capacity), capacity, 0.0)),
-            "service_level": np.array([b["service_level"] for b in books]),
-            "capex": np.array([b["capex"] for b in books]),
+            "service_level": np.array([b.service_level for b in books]),
+            "capex": np.array([b.capex for b in books]),
         }.items():
             rows.add(q, metric, values, providers, ALL, regions)
 
@@ -186,11 +186,11 @@ def tidy_results(model: CloudMarket) -> pd.DataFrame:
             "revenue_share": _ratio(total_revenue, np.full_like(total_revenue, total_revenue.sum())),
             "operating_income": total_income,
             "operating_margin": _ratio(total_income, total_revenue),
-            "capex": np.array([b["capex"].sum() for b in books]),
-            "depreciation": np.array([b["depreciation"].sum() for b in books]),
-            "free_cash_flow": np.array([b["free_cash_flow"] for b in books]),
-            "cumulative_free_cash_flow": np.array([b["cumulative_free_cash_flow"] for b in books]),
-            "npv": np.array([b["npv"] for b in books]),
+            "capex": np.array([b.capex.sum() for b in books]),
+            "depreciation": np.array([b.depreciation.sum() for b in books]),
+            "free_cash_flow": np.array([b.free_cash_flow for b in books]),
+            "cumulative_free_cash_flow": np.array([b.cumulative_free_cash_flow for b in books]),
+            "npv": np.array([b.npv for b in books]),
             "capacity_utilisation": _ratio(served_compute.sum(axis=1), finite_capacity),
         }.items():
             rows.add(q, metric, values, providers, ALL, ALL)
@@ -207,7 +207,7 @@ def tidy_results(model: CloudMarket) -> pd.DataFrame:
             rows.add(q, "churn", _ratio(lost, before), ALL, products, regions)
         if "ai" in products:
             adoption = rec["ai_adoption"]
-            counts = np.bincount(model.population.region, minlength=len(regions))
+            counts = model.enterprises.count_by_region
             rows.add(q, "ai_adoption", adoption, ALL, "ai", regions)
             rows.add(q, "ai_adoption", np.array([(adoption * counts).sum() / counts.sum()]), ALL, "ai", ALL)
     return rows.frame()

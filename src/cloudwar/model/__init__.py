@@ -1,4 +1,5 @@
-"""The model: the quarter's order of events (:mod:`.market`), enterprises, providers, demand, network.
+"""The model: the quarter's order of events (:mod:`.market`), the enterprise agent set
+(:mod:`.enterprises`), providers and their books (:mod:`.providers`), demand, network.
 
 ``CloudMarket`` is imported on first use (PEP 562), so importing a submodule stays cheap.
 """

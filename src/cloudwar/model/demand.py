@@ -1,4 +1,4 @@
-"""Utilities and multinomial logit choice: pure functions on arrays.
+"""Utilities, multinomial logit choice and demand growth: pure functions on arrays.
 
 The same functions serve one enterprise and a million: every argument broadcasts, the
 last axis is always the provider axis.
@@ -16,7 +16,12 @@ q_j = exp((a_j - p_j)/mu) / (sum_k exp((a_k - p_k)/mu) + exp(a0/mu)).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from cloudwar.scenario import ProductSpec
 
 #: Utility given to providers that are not available (presence 0); exp(-inf) = 0.
 UNAVAILABLE = -np.inf
@@ -114,3 +119,16 @@ def sample_choices(probabilities: np.ndarray, uniforms: np.ndarray) -> np.ndarra
     """
     cumulative = np.cumsum(probabilities, axis=1)
     return (uniforms[:, None] >= cumulative).sum(axis=1)
+
+
+def demand_growth_factor(product: ProductSpec, quarter: int) -> float:
+    """Each buyer's volume of ``product`` in ``quarter`` as a multiple of the start (same for every buyer).
+
+    (1 + g)^(quarter / 4) for a constant yearly growth g = ``demand_growth``; with a half-life
+    H (``demand_growth_halflife``, years) the yearly rate in quarter i is g 0.5^(i / 4H),
+    compounded quarter by quarter.
+    """
+    if product.demand_growth_halflife == 0.0:
+        return (1.0 + product.demand_growth) ** (quarter / 4.0)
+    rates = product.demand_growth * 0.5 ** (np.arange(quarter) / (4.0 * product.demand_growth_halflife))
+    return float(np.prod((1.0 + rates) ** 0.25))

@@ -1,50 +1,411 @@
-"""The enterprise population: state in numpy arrays, one array per attribute.
+"""The enterprises as one agent set: their state in numpy arrays, their rules as verbs.
+
+:class:`Enterprises` is to a :class:`~cloudwar.model.market.CloudMarket` what an ``AgentSet``
+of wolves is to Mesa's wolf-sheep model, held the way mesa-frames holds agents: one array per
+attribute (one entry per enterprise) instead of one Python object per enterprise, and every
+rule written once for all of them. The verbs, in the quarter's order:
+
+* :meth:`Enterprises.__init__` draws the population (region, industry, size, sensitivities,
+  contract phase, platform ties); :meth:`~Enterprises.seed_adoption` draws the first AI
+  adopters; :meth:`~Enterprises.choose_starting_providers` draws the starting providers from the
+  market's long-run mix; :meth:`~Enterprises.scale_volumes_to_market_size` calibrates volumes;
+* :meth:`~Enterprises.diffuse_ai` spreads AI adoption over the network (Bass);
+* :meth:`~Enterprises.choose_providers` lets those due re-evaluate and choose by logit, with
+  :meth:`~Enterprises.utilities` (built on the one utility function,
+  :func:`cloudwar.model.demand.utility`);
+* :meth:`~Enterprises.volumes` (with the product's demand growth) and
+  :meth:`~Enterprises.tally` give the demand each provider faces.
+
+The set also keeps the neighbour counts over the market's network that its rules read (AI
+adopters; customers of each provider, per product). Market-level inputs (prices, qualities,
+presence, ecosystems, service levels, captive bonuses, the quarter, ``rng``) are read from the
+market it belongs to, ``self.model``, when a rule runs.
 
 An individual enterprise can be inspected as a Mesa agent view on demand
-(:meth:`cloudwar.model.market.CloudMarket.enterprise`), which reads and writes these arrays.
+(:meth:`cloudwar.model.market.CloudMarket.enterprise` -> :class:`Enterprise`), which reads these arrays.
 
 Provider columns: for a scenario with ``P`` providers, a provider index is ``0..P-1`` and the
 outside option (on-premises / no purchase) is ``P``.
 
-Captive segment: when some provider has a ``captive_share``, :func:`draw_platform_ties` ties that
-share of each region's enterprises to the provider's consumer platform (``Population.platform``,
-the provider index, or ``P`` for none); the model adds the provider's ``captive_bonus`` to their
+Captive segment: when some provider has a ``captive_share``, that share of each region's
+enterprises is tied to the provider's consumer platform (:attr:`Enterprises.platform`, the
+provider index, or ``P`` for none); the market adds the provider's ``captive_bonus`` to their
 utility of it. Without captive shares the array is not created and nothing is drawn.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import mesa
 import numpy as np
 
-from cloudwar.scenario import EnterpriseSpec, Scenario
+from cloudwar.model.demand import demand_growth_factor, logit_probabilities, sample_choices, sample_logit, utility
+from cloudwar.scenario import EnterpriseSpec, Scenario, ScenarioError
+
+if TYPE_CHECKING:
+    from cloudwar.model.market import CloudMarket
+    from cloudwar.model.network import NeighbourCounts
+
+#: Enterprises processed at a time when drawing the starting state (bounds temporary memory).
+STARTING_CHUNK = 1 << 17
 
 
-@dataclass
-class Population:
-    """Enterprise state. All arrays have one entry per enterprise."""
+class Enterprises:
+    """All enterprises of a market: one array per attribute, one entry per enterprise, and their rules.
 
-    region: np.ndarray  # int8, index into scenario regions
-    industry: np.ndarray  # int16
-    size: np.ndarray  # float32, relative spend (heavy-tailed, mean about 1)
-    price_sensitivity: np.ndarray  # float32, multiplier on price / reference price
-    quality_sensitivity: np.ndarray  # float32, multiplier on provider quality
-    switching_cost: np.ndarray  # float32, utility units lost by leaving the current provider
-    contract_phase: np.ndarray  # int8, quarter offset of the contract renewal
-    provider: np.ndarray  # int8 (n_products, n): current provider per product, P = outside option
-    adopted: np.ndarray  # bool: has adopted AI
-    adopted_quarter: np.ndarray  # int16: quarter of adoption, -1 if not adopted
-    platform: np.ndarray | None = None  # int8: provider whose platform the enterprise is tied to, P = none
+    ``Enterprises(model)`` draws the population of ``model.config`` from ``model.rng``. Arrays:
+
+    ``region`` int8 (index into the scenario's regions), ``industry`` int16, ``size`` float32
+    (relative spend, heavy-tailed, mean about 1), ``price_sensitivity`` and
+    ``quality_sensitivity`` float32 (multipliers on price / reference price and on quality),
+    ``switching_cost`` float32 (utility units lost by leaving the current provider),
+    ``contract_phase`` int8 (quarter offset of contract renewals), ``provider`` int8
+    (n_products, n): current provider per product, ``P`` = outside option, ``adopted`` bool
+    (uses AI), ``adopted_quarter`` int16 (quarter of adoption, -1 if not adopted), ``platform``
+    int8 or None (captive segment, see the module docstring).
+
+    Also: ``volume_scale`` (K, R), units per unit of size, calibrated to the regions' market
+    sizes; ``count_by_region`` (R,) enterprises; ``adoption_counts`` and ``neighbour_counts[k]``,
+    the neighbour counts of AI adopters and of each provider's customers of product k.
+    """
+
+    def __init__(self, model: CloudMarket):
+        self.model = model
+        s: Scenario = model.config
+        self.n_providers = len(s.providers)
+        self.ai = s.product_names.index("ai") if "ai" in s.product_names else None
+        self.cloud = s.product_names.index("cloud") if "cloud" in s.product_names else None
+        # AI first: the AI provider an enterprise buys from pulls its cloud workloads.
+        self.choice_order = sorted(range(len(s.products)), key=lambda k: k != self.ai)
+        self._draw_attributes(s, model.rng)
+        self.platform: np.ndarray | None = self._draw_platform_ties(s, model.rng)
+        self.count_by_region = np.bincount(self.region, minlength=len(s.regions))
+        self.volume_scale = np.ones((len(s.products), len(s.regions)))
+        self.adoption_counts: NeighbourCounts | None = None  # from seed_adoption
+        self.neighbour_counts: list[NeighbourCounts] = []  # from choose_starting_providers
 
     @property
     def n(self) -> int:
+        """Number of enterprises."""
         return len(self.region)
 
-    @property
-    def nbytes(self) -> int:
-        return sum(a.nbytes for a in vars(self).values() if a is not None)
+    # ======================================================================================
+    # Drawing the population and its starting state
+    # ======================================================================================
+    def _draw_attributes(self, scenario: Scenario, rng: np.random.Generator) -> None:
+        """Region, industry, size and sensitivities of the scenario's enterprises."""
+        n = scenario.enterprises
+        spec: EnterpriseSpec = scenario.enterprise
+        shares = np.array([r.enterprise_share for r in scenario.regions.values()])
+        # Regions get exact counts (largest remainder), so small populations keep every region.
+        exact = shares * n
+        counts = np.floor(exact).astype(np.int64)
+        counts[np.argsort(counts - exact)[: n - counts.sum()]] += 1
+        region = np.repeat(np.arange(len(shares), dtype=np.int8), counts)
+        industry = rng.integers(0, spec.industries, size=n).astype(np.int16)
+        # Enterprises are numbered cluster by cluster (region, then industry): neighbours inside a
+        # cluster then sit close together in every array, which keeps network updates cache-friendly.
+        self.region = region
+        self.industry = industry[np.lexsort((industry, region))]
+        if spec.identical:
+            self.size = np.ones(n, dtype=np.float32)
+        else:
+            # Pareto (Lomax + 1) sizes normalised to mean 1; the heavy tail is the point.
+            raw = rng.pareto(spec.size_tail, size=n) + 1.0
+            self.size = (raw / raw.mean()).astype(np.float32)
+        identical = spec.identical
+        self.price_sensitivity = _lognormal_around(
+            rng, spec.price_sensitivity, 0.0 if identical else spec.price_sensitivity_spread, n
+        )
+        self.quality_sensitivity = _lognormal_around(
+            rng, spec.quality_sensitivity, 0.0 if identical else spec.quality_sensitivity_spread, n
+        )
+        self.switching_cost = _lognormal_around(
+            rng, spec.switching_cost, 0.0 if identical else spec.switching_cost_spread, n
+        )
+        self.contract_phase = rng.integers(0, 64, size=n).astype(np.int8)
+        self.provider = np.full((len(scenario.products), n), len(scenario.providers), dtype=np.int8)
+        self.adopted = np.zeros(n, dtype=bool)
+        self.adopted_quarter = np.full(n, -1, dtype=np.int16)
+
+    def _draw_platform_ties(self, scenario: Scenario, rng: np.random.Generator) -> np.ndarray | None:
+        """Tie ``captive_share`` of each region's enterprises to each platform provider (None if nobody has one).
+
+        One uniform per enterprise: in its region, the unit interval is cut into consecutive pieces of
+        length ``captive_share`` per provider (in scenario order); the piece it falls in is its platform.
+        """
+        n_providers = len(scenario.providers)
+        if not any(share > 0 for p in scenario.providers for share in p.captive_share.values()):
+            return None
+        cut = np.zeros((len(scenario.regions), n_providers))
+        for j, p in enumerate(scenario.providers):
+            for r, region in enumerate(scenario.regions):
+                cut[r, j] = p.captive_share.get(region, 0.0)
+        draws = rng.random(self.n)
+        ties = np.full(self.n, n_providers, dtype=np.int8)
+        for r in range(len(scenario.regions)):
+            rows = self.region == r
+            ties[rows] = np.searchsorted(np.cumsum(cut[r]), draws[rows], side="right")
+        return ties
+
+    def seed_adoption(self) -> None:
+        """The first AI adopters (``adoption.initial_share`` of everyone, adopted in quarter 0), counted on the network."""
+        model = self.model
+        if self.ai is not None:
+            self.adopted[:] = model.rng.random(self.n) < model.config.adoption.initial_share
+            self.adopted_quarter[self.adopted] = 0
+        self.adoption_counts = model.network.counter(self.adopted.astype(np.int8), 2)
+
+    def choose_starting_providers(self) -> None:
+        """Starting customers of every product (AI first): one draw each from :meth:`starting_probabilities`.
+
+        Drawn in chunks to bound memory; the neighbour counts of each product follow its draw.
+        """
+        counts: dict[int, NeighbourCounts] = {}
+        for k in self.choice_order:
+            buyers = self.buyers(k)
+            idx = np.arange(self.n) if buyers is None else np.flatnonzero(buyers)
+            if len(idx):
+                mix = self._starting_mix(k, idx)
+                uniforms = self.model.rng.random(len(idx))
+                for i in range(0, len(idx), STARTING_CHUNK):
+                    rows = idx[i : i + STARTING_CHUNK]
+                    self.provider[k, rows] = sample_choices(mix(rows)[:, :-1], uniforms[i : i + STARTING_CHUNK])
+            counts[k] = self.model.network.counter(self.provider[k], self.n_providers + 1)
+        self.neighbour_counts = [counts[k] for k in range(len(self.provider))]
+
+    def starting_probabilities(self, k: int, idx: np.ndarray) -> np.ndarray:
+        """Probabilities (len(idx), P + 1) of the starting state: the market already in its long-run mix.
+
+        With a switching cost, the re-evaluation chain (logit with a bonus B = exp(sc / mu) for the
+        current provider) is reversible with stationary distribution pi_j ~ p_j (1 + (B - 1) p_j)
+        for providers and pi_0 ~ p_0 for the outside option, p being the plain logit. Neighbour
+        shares are taken mean-field: each region's expected shares, iterated to a fixed point.
+        """
+        mix = self._starting_mix(k, idx)
+        return np.concatenate([mix(idx[i : i + STARTING_CHUNK]) for i in range(0, len(idx), STARTING_CHUNK)])
+
+    def _starting_mix(self, k: int, idx: np.ndarray, iterations: int = 5) -> Callable[[np.ndarray], np.ndarray]:
+        """The function rows -> starting probabilities, its mean-field neighbour shares fixed on ``idx``."""
+        model = self.model
+        product = model.products[k]
+        n_p = self.n_providers
+        n_r = len(self.count_by_region)
+
+        def mix(rows: np.ndarray, regional: np.ndarray) -> np.ndarray:
+            region = self.region[rows]
+            v = self.utilities(k, rows, model.prices[:, k, :], switching=False, neighbour_shares=regional[region]).T
+            p, p0 = logit_probabilities(v, product.outside_quality, product.logit_scale)
+            bonus = np.exp(self.switching_cost[rows] / product.logit_scale)[:, None] - 1.0
+            pi = np.column_stack([p * (1.0 + bonus * p), p0])
+            return pi / pi.sum(axis=1, keepdims=True)
+
+        regional = np.zeros((n_r, n_p))
+        if model.config.choice.network_weight:
+            # The mean-field fixed point is found on an even subsample (at most 20,000 enterprises).
+            sub = idx[:: max(1, len(idx) // 20_000)]
+            sub_region = self.region[sub]
+            for _ in range(iterations):
+                pi = mix(sub, regional)
+                for r in range(n_r):
+                    if np.any(sub_region == r):
+                        regional[r] = pi[sub_region == r, :n_p].mean(axis=0)
+        return lambda rows: mix(rows, regional)
+
+    def scale_volumes_to_market_size(self) -> None:
+        """Scale volumes so each region's starting spend matches ``regions.<r>.market_size`` (USD per quarter)."""
+        model = self.model
+        n_r = len(self.count_by_region)
+        for k, product_name in enumerate(model.product_names):
+            prices = np.vstack([model.prices[:, k, :], np.zeros((1, n_r))])
+            spend = np.bincount(
+                self.region, weights=self.volumes(k) * prices[self.provider[k], self.region], minlength=n_r
+            )
+            for r, region_name in enumerate(model.region_names):
+                target = model.config.regions[region_name].market_size.get(product_name)
+                if target is None:
+                    continue
+                if spend[r] <= 0:
+                    raise ScenarioError(
+                        f"regions.{region_name}.market_size.{product_name}: no enterprise buys it at the start "
+                        f"(raise enterprises{' or adoption.initial_share' if k == self.ai else ''})"
+                    )
+                self.volume_scale[k, r] *= target / spend[r]
+
+    # ======================================================================================
+    # The quarter's rules
+    # ======================================================================================
+    def diffuse_ai(self) -> None:
+        """Bass diffusion on the network: each non-adopter adopts with probability (p + q x adopted
+        share of its neighbours) / substeps, in ``adoption.substeps`` sub-steps of the quarter."""
+        if self.ai is None:
+            return
+        model = self.model
+        spec = model.config.adoption
+        substeps = spec.substeps
+        for _ in range(substeps):
+            candidates = np.flatnonzero(~self.adopted)
+            if len(candidates) == 0:
+                return
+            share = self.adoption_counts.state_share(candidates, 1)
+            hazard = (spec.innovation + spec.imitation * share) / substeps
+            new = candidates[model.rng.random(len(candidates)) < hazard]
+            self.adopted[new] = True
+            self.adopted_quarter[new] = model.quarter
+            self.adoption_counts.move(new, np.zeros(len(new), dtype=np.int64), np.ones(len(new), dtype=np.int64))
+
+    def buyers(self, k: int) -> np.ndarray | None:
+        """Mask of enterprises that buy product k (AI: adopters only); None = everyone."""
+        return self.adopted if k == self.ai else None
+
+    def choose_providers(self) -> np.ndarray:
+        """Everyone due re-evaluates each product (AI first) by logit; returns churn (P, K, R), customers lost."""
+        churn = np.zeros((self.n_providers, len(self.provider), len(self.count_by_region)))
+        for k in self.choice_order:
+            churn[:, k, :] = self._choose_providers(k)
+        return churn
+
+    def _choose_providers(self, k: int) -> np.ndarray:
+        """Those due to re-evaluate product k choose; neighbour counts follow. Returns customers lost (P, R)."""
+        model = self.model
+        product = model.products[k]
+        n_p, n_r = self.n_providers, len(self.count_by_region)
+        current = self.provider[k]
+        # Reduce the quarter first: quarter + phase in int8 would overflow from quarter 65 (phase < 64).
+        due = (model.quarter % product.contract_quarters + self.contract_phase) % product.contract_quarters == 0
+        if k == self.ai:
+            due = (due | (self.adopted_quarter == model.quarter)) & self.adopted
+        served = np.array([p.service_level for p in model.providers_list])  # (P, R)
+        if np.any(served < 1.0):
+            rationed = np.flatnonzero((served < 1.0).any(axis=1)).astype(current.dtype)  # usually one or two
+            customers = np.flatnonzero(~due & np.isin(current, rationed))
+            short = 1.0 - served[current[customers], self.region[customers]]
+            customers, short = customers[short > 0], short[short > 0]
+            move = model.rng.random(len(customers)) < model.config.choice.rationed_reevaluation * short
+            due[customers[move]] = True
+        idx = np.flatnonzero(due)
+        if len(idx) == 0:
+            return np.zeros((n_p, n_r))
+        utilities = self.utilities(k, idx, model.prices[:, k, :], dtype=np.float32)
+        choice = sample_logit(utilities, product.outside_quality, product.logit_scale, model.rng.random(len(idx)))
+        choice = choice.astype(np.int8)
+        old = current[idx]
+        changed = choice != old
+        who, was, now = idx[changed], old[changed].astype(np.int64), choice[changed].astype(np.int64)
+        self.neighbour_counts[k].move(who, was, now)
+        current[who] = choice[changed]
+        left = was < n_p
+        return np.bincount(was[left] * n_r + self.region[who[left]], minlength=n_p * n_r).reshape(n_p, n_r)
+
+    def utilities(
+        self,
+        k: int,
+        idx: np.ndarray,
+        prices: np.ndarray,
+        *,
+        switching: bool = True,
+        neighbour_shares: np.ndarray | None = None,
+        dtype: type = np.float64,
+    ) -> np.ndarray:
+        """Utility (P, len(idx)) of each provider (rows) for product k, for enterprises ``idx`` (columns).
+
+        ``prices`` (P, R): product k's price of each provider in each region, USD per unit.
+        ``switching=False`` leaves out the switching cost; ``neighbour_shares`` (len(idx), P)
+        replaces the network's neighbour shares (used for the starting state, before links count).
+        ``dtype=np.float32`` halves memory traffic where the result is only sampled from.
+        Providers go first because the choice sweeps whole rows of enterprises (see
+        :func:`cloudwar.model.demand.sample_logit`); callers wanting (len(idx), P) take ``.T``.
+        """
+        model = self.model
+        w = model.config.choice
+        product = model.products[k]
+        region = self.region[idx]
+        n_p, m = self.n_providers, len(idx)
+        # Terms that depend only on (provider, region): availability, ecosystem, service level.
+        per_region = model.log_presence.copy()
+        if w.ecosystem_weight:
+            per_region += w.ecosystem_weight * np.array([p.ecosystem for p in model.providers_list])[:, None]
+        if w.service_weight:
+            service = np.array([p.service_level for p in model.providers_list])
+            per_region += w.service_weight * np.log(np.maximum(service, 1e-6))
+        # One row more than providers: bonuses aimed at the outside option land there and are dropped,
+        # so every enterprise's bonus goes in with one flat index, no masks.
+        terms = np.empty((n_p + 1, m), dtype=dtype)
+        extra = terms[:n_p]
+        terms[n_p] = 0.0
+        np.take(per_region.astype(dtype), region, axis=1, out=extra, mode="clip")
+        if w.network_weight and neighbour_shares is not None:
+            extra += w.network_weight * neighbour_shares.T
+        elif w.network_weight:
+            self.neighbour_counts[k].add_shares(extra, idx, w.network_weight)
+        flat = terms.reshape(-1)
+        columns = np.arange(m)
+        if model.captive_bonus is not None:
+            tie = self.platform[idx].astype(np.intp)
+            bonus = np.append(model.captive_bonus, 0.0).astype(dtype)  # index P: tied to no platform
+            flat[tie * m + columns] += bonus[tie]
+        if w.ai_pull and k == self.cloud and self.ai is not None:
+            flat[self.provider[self.ai, idx].astype(np.intp) * m + columns] += dtype(w.ai_pull)
+        if switching:
+            flat[self.provider[k, idx].astype(np.intp) * m + columns] += self.switching_cost[idx].astype(
+                dtype, copy=False
+            )
+        return utility(
+            np.take(model.quality[:, k, :].astype(dtype), region, axis=1, mode="clip"),
+            np.take(prices.astype(dtype), region, axis=1, mode="clip"),
+            quality_sensitivity=self.quality_sensitivity[idx].astype(dtype, copy=False),
+            price_sensitivity=self.price_sensitivity[idx].astype(dtype, copy=False),
+            reference_price=product.reference_price,
+            extra=extra,
+            out=extra,
+        )
+
+    def choice_utilities(self, k: int, idx: np.ndarray) -> np.ndarray:
+        """This quarter's utilities (len(idx), P) for product k at current prices, utility units."""
+        return self.utilities(k, idx, self.model.prices[:, k, :]).T
+
+    def volumes(self, k: int, idx: np.ndarray | None = None) -> np.ndarray:
+        """Volume (units per quarter) each enterprise (default: all) would buy of product k this quarter.
+
+        size x the region's volume scale x the product's demand growth; for AI, times the usage
+        ramp since adoption (0 for non-adopters).
+        """
+        model = self.model
+        idx = np.arange(self.n) if idx is None else idx
+        growth = demand_growth_factor(model.products[k], model.quarter)
+        v = self.size[idx] * self.volume_scale[k, self.region[idx]] * growth
+        if k == self.ai:
+            spec = model.config.adoption
+            ages = np.arange(model.quarter + 1)
+            ramp = np.minimum((1.0 + spec.usage_growth) ** (ages / 4.0), spec.usage_cap)  # by quarters since adoption
+            age = np.clip(model.quarter - self.adopted_quarter[idx], 0, model.quarter)
+            v *= np.where(self.adopted[idx], ramp[age], 0.0)
+        return v
+
+    def tally(self) -> tuple[np.ndarray, np.ndarray]:
+        """Volume demanded from (P, K, R), units per quarter, and customers (P, K, R) of every provider."""
+        volume, customers = zip(*(self._tally(k) for k in range(len(self.provider))), strict=True)
+        return np.stack(volume, axis=1), np.stack(customers, axis=1)
+
+    def _tally(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(P, R) volume of product k demanded from each provider (its customers' volumes), and its customers."""
+        n_p, n_r = self.n_providers, len(self.count_by_region)
+        flat = self.provider[k].astype(np.intp)
+        flat *= n_r
+        flat += self.region
+        volume = np.bincount(flat, weights=self.volumes(k), minlength=(n_p + 1) * n_r).reshape(n_p + 1, n_r)[:n_p]
+        customers = np.bincount(flat, minlength=(n_p + 1) * n_r).reshape(n_p + 1, n_r)[:n_p]
+        return volume, customers
+
+    def adoption_by_region(self) -> np.ndarray:
+        """Share of each region's enterprises that use AI, (R,) (zeros without an AI product)."""
+        if self.ai is None:
+            return np.zeros(len(self.count_by_region))
+        return np.bincount(self.region, weights=self.adopted, minlength=len(self.count_by_region)) / np.maximum(
+            self.count_by_region, 1
+        )
 
 
 def _lognormal_around(rng: np.random.Generator, mean: float, sigma: float, n: int) -> np.ndarray:
@@ -54,72 +415,11 @@ def _lognormal_around(rng: np.random.Generator, mean: float, sigma: float, n: in
     return (mean * np.exp(rng.normal(-0.5 * sigma**2, sigma, size=n))).astype(np.float32)
 
 
-def generate_population(scenario: Scenario, rng: np.random.Generator) -> Population:
-    """Draw the enterprises of a scenario: region, industry, size and sensitivities."""
-    n = scenario.enterprises
-    spec: EnterpriseSpec = scenario.enterprise
-    shares = np.array([r.enterprise_share for r in scenario.regions.values()])
-    # Regions get exact counts (largest remainder), so small populations keep every region.
-    exact = shares * n
-    counts = np.floor(exact).astype(np.int64)
-    counts[np.argsort(counts - exact)[: n - counts.sum()]] += 1
-    region = np.repeat(np.arange(len(shares), dtype=np.int8), counts)
-    industry = rng.integers(0, spec.industries, size=n).astype(np.int16)
-    # Enterprises are numbered cluster by cluster (region, then industry): neighbours inside a
-    # cluster then sit close together in every array, which keeps network updates cache-friendly.
-    industry = industry[np.lexsort((industry, region))]
-    if spec.identical:
-        size = np.ones(n, dtype=np.float32)
-    else:
-        # Pareto (Lomax + 1) sizes normalised to mean 1; the heavy tail is the point.
-        alpha = spec.size_tail
-        raw = rng.pareto(alpha, size=n) + 1.0
-        size = (raw / raw.mean()).astype(np.float32)
-    identical = spec.identical
-    return Population(
-        region=region,
-        industry=industry,
-        size=size,
-        price_sensitivity=_lognormal_around(
-            rng, spec.price_sensitivity, 0.0 if identical else spec.price_sensitivity_spread, n
-        ),
-        quality_sensitivity=_lognormal_around(
-            rng, spec.quality_sensitivity, 0.0 if identical else spec.quality_sensitivity_spread, n
-        ),
-        switching_cost=_lognormal_around(rng, spec.switching_cost, 0.0 if identical else spec.switching_cost_spread, n),
-        contract_phase=rng.integers(0, 64, size=n).astype(np.int8),
-        provider=np.full((len(scenario.products), n), len(scenario.providers), dtype=np.int8),
-        adopted=np.zeros(n, dtype=bool),
-        adopted_quarter=np.full(n, -1, dtype=np.int16),
-    )
-
-
-def draw_platform_ties(scenario: Scenario, population: Population, rng: np.random.Generator) -> np.ndarray | None:
-    """Tie ``captive_share`` of each region's enterprises to each platform provider (None if nobody has one).
-
-    One uniform per enterprise: in its region, the unit interval is cut into consecutive pieces of
-    length ``captive_share`` per provider (in scenario order); the piece it falls in is its platform.
-    """
-    n_providers = len(scenario.providers)
-    if not any(share > 0 for p in scenario.providers for share in p.captive_share.values()):
-        return None
-    cut = np.zeros((len(scenario.regions), n_providers))
-    for j, p in enumerate(scenario.providers):
-        for r, region in enumerate(scenario.regions):
-            cut[r, j] = p.captive_share.get(region, 0.0)
-    draws = rng.random(population.n)
-    ties = np.full(population.n, n_providers, dtype=np.int8)
-    for r in range(len(scenario.regions)):
-        rows = population.region == r
-        ties[rows] = np.searchsorted(np.cumsum(cut[r]), draws[rows], side="right")
-    return ties
-
-
 class Enterprise(mesa.Agent):
-    """A Mesa agent view of one enterprise, backed by the population arrays.
+    """A Mesa agent view of one enterprise, backed by the :class:`Enterprises` arrays.
 
-    Created on demand by :meth:`CloudMarket.enterprise`; reading or setting an attribute reads
-    or writes the arrays, so the view and the fast engine never disagree.
+    Created on demand by :meth:`CloudMarket.enterprise`; reading an attribute reads the arrays,
+    so the view and the fast engine never disagree.
     """
 
     def __init__(self, model: mesa.Model, index: int):
@@ -127,43 +427,43 @@ class Enterprise(mesa.Agent):
         self.index = index
 
     @property
-    def _pop(self) -> Population:
-        return self.model.population
+    def _set(self) -> Enterprises:
+        return self.model.enterprises
 
     @property
     def region(self) -> str:
-        return self.model.region_names[self._pop.region[self.index]]
+        return self.model.region_names[self._set.region[self.index]]
 
     @property
     def industry(self) -> int:
-        return int(self._pop.industry[self.index])
+        return int(self._set.industry[self.index])
 
     @property
     def size(self) -> float:
-        return float(self._pop.size[self.index])
+        return float(self._set.size[self.index])
 
     @property
     def price_sensitivity(self) -> float:
-        return float(self._pop.price_sensitivity[self.index])
+        return float(self._set.price_sensitivity[self.index])
 
     @property
     def quality_sensitivity(self) -> float:
-        return float(self._pop.quality_sensitivity[self.index])
+        return float(self._set.quality_sensitivity[self.index])
 
     @property
     def switching_cost(self) -> float:
-        return float(self._pop.switching_cost[self.index])
+        return float(self._set.switching_cost[self.index])
 
     @property
     def platform(self) -> str | None:
         """The provider whose consumer platform the enterprise is tied to (captive segment), if any."""
-        ties = self._pop.platform
+        ties = self._set.platform
         j = len(self.model.provider_names) if ties is None else int(ties[self.index])
         return self.model.provider_names[j] if j < len(self.model.provider_names) else None
 
     @property
     def adopted_ai(self) -> bool:
-        return bool(self._pop.adopted[self.index])
+        return bool(self._set.adopted[self.index])
 
     @property
     def providers(self) -> dict[str, str | None]:
@@ -171,7 +471,7 @@ class Enterprise(mesa.Agent):
         names = self.model.provider_names
         out = {}
         for k, product in enumerate(self.model.product_names):
-            j = int(self._pop.provider[k, self.index])
+            j = int(self._set.provider[k, self.index])
             out[product] = names[j] if j < len(names) else None
         return out
 
@@ -182,7 +482,7 @@ class Enterprise(mesa.Agent):
     def utilities(self, product: str) -> dict[str, float]:
         """This quarter's utility of each provider for ``product`` (utility units)."""
         k = self.model.product_names.index(product)
-        values = self.model.choice_utilities(k, np.array([self.index]))[0]
+        values = self._set.choice_utilities(k, np.array([self.index]))[0]
         return dict(zip(self.model.provider_names, (float(v) for v in values), strict=True))
 
     def step(self) -> None:

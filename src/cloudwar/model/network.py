@@ -20,11 +20,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import networkx as nx
 import numpy as np
 
+if TYPE_CHECKING:
+    from cloudwar.scenario import NetworkSpec
+
 REWIRING = 0.1  # Watts-Strogatz rewiring probability inside a cluster (assumption)
+
+#: Below this many enterprises a "clustered" network is built as networkx graphs (about 1 s per 5,000
+#: enterprises); from it on, in numpy arrays (about 1 s per million links).
+NETWORKX_LIMIT = 10_000
 
 
 @dataclass
@@ -403,3 +411,20 @@ def networkx_clustered_network(
 
 def empty_network(n: int) -> Network:
     return Network(indptr=np.zeros(n + 1, dtype=np.int64), indices=np.zeros(0, dtype=np.int32))
+
+
+def build_network(
+    spec: NetworkSpec, rng: np.random.Generator, region: np.ndarray, industry: np.ndarray, n_industries: int
+) -> Network | CompleteNetwork:
+    """The network a scenario's ``network`` table asks for, over enterprises of these regions and industries.
+
+    ``clustered`` picks the builder by size (:data:`NETWORKX_LIMIT`); links are drawn from ``rng``.
+    """
+    n = len(region)
+    if spec.kind == "complete":
+        return CompleteNetwork(n)
+    if spec.kind == "none" or spec.mean_degree == 0:
+        return empty_network(n)
+    use_networkx = spec.kind == "clustered_networkx" or (spec.kind == "clustered" and n < NETWORKX_LIMIT)
+    builder = networkx_clustered_network if use_networkx else clustered_network
+    return builder(rng, region, industry, n_industries, spec.mean_degree, spec.within_industry, spec.within_region)

@@ -26,7 +26,8 @@ NPV = sum of FCF_t / (1 + discount_rate) ^ (t / 4).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import mesa
 import numpy as np
@@ -38,8 +39,34 @@ if TYPE_CHECKING:
     from cloudwar.model.market import CloudMarket
 
 
+@dataclass(frozen=True, slots=True)
+class Books:
+    """One provider's books for one quarter (what :meth:`Provider.book` returns and keeps in ``history``).
+
+    Arrays are per (product, region), ``(K, R)``, or per region, ``(R,)``; scalars are the
+    provider's totals. Money is USD: flows per quarter, stocks (cumulative, NPV) to date.
+    """
+
+    quarter: int  #: the quarter booked
+    revenue: np.ndarray  #: (K, R) USD per quarter: price x served volume
+    variable_cost: np.ndarray  #: (K, R) USD per quarter: unit cost x served volume
+    operating_income: np.ndarray  #: (K, R) USD per quarter: revenue - variable cost - allocated depreciation and opex
+    served_volume: np.ndarray  #: (K, R) units per quarter served after rationing
+    capacity: np.ndarray  #: (R,) compute units in service (inf when capacity is unlimited)
+    compute_demand: np.ndarray  #: (R,) compute units its customers demanded
+    capex: np.ndarray  #: (R,) USD spent this quarter
+    depreciation: np.ndarray  #: (R,) USD per quarter, straight line
+    service_level: np.ndarray  #: (R,) fraction of demand served (capacity / compute demand, at most 1)
+    free_cash_flow: float  #: USD per quarter: operating income + depreciation - capex
+    cumulative_free_cash_flow: float  #: USD, running sum of free cash flow
+    npv: float  #: USD, free cash flow discounted to quarter 0 so far
+    fixed_opex: float  #: USD per quarter
+    ecosystem_spend: float  #: USD per quarter, booked as operating cost
+    ecosystem: float  #: ecosystem strength (0-1) after this quarter's update
+
+
 class Provider(mesa.Agent):
-    """A cloud provider: decides prices and capex through its strategy, keeps its books."""
+    """A cloud provider: decides prices and capex through its strategy, keeps its books (:class:`Books`)."""
 
     def __init__(self, model: CloudMarket, spec: ProviderSpec, index: int):
         super().__init__(model)
@@ -76,7 +103,7 @@ class Provider(mesa.Agent):
         self.planned_capex = np.zeros(len(regions))
         self.cumulative_fcf = 0.0
         self.npv = 0.0
-        self.history: list[dict[str, Any]] = []
+        self.history: list[Books] = []  # one per quarter booked
 
     # --- capacity ------------------------------------------------------------------------
     def capex_per_unit_now(self, market: CloudMarket) -> float:
@@ -204,10 +231,12 @@ class Provider(mesa.Agent):
         learning = ratio**-b
         self.unit_cost = self.base_cost * learning[:, None] * market.hardware_factor(market.quarter + 1)
 
-    def book(
-        self, quarter: int, served: np.ndarray, compute_demand: np.ndarray, served_share: np.ndarray
-    ) -> dict[str, Any]:
-        """Book the quarter. ``served``: volume served per (product, region); returns the record."""
+    def book(self, quarter: int, served: np.ndarray, compute_demand: np.ndarray, served_share: np.ndarray) -> Books:
+        """Book the quarter and keep the books in ``history``.
+
+        ``served``: (K, R) units served; ``compute_demand``: (R,) compute units demanded;
+        ``served_share``: (R,) fraction of demand served (next quarter's service level).
+        """
         market = self.model
         revenue = self.prices * served
         variable_cost = self.unit_cost * served
@@ -233,35 +262,36 @@ class Provider(mesa.Agent):
         self.compute_demand = compute_demand
         capacity = self.capacity_in_service(quarter)
         self.service_level = served_share
-        record = {
-            "revenue": revenue,
-            "variable_cost": variable_cost,
-            "operating_income": operating_income,
-            "served_volume": served,
-            "capacity": capacity,
-            "compute_demand": compute_demand,
-            "capex": capex.copy(),
-            "depreciation": depreciation,
-            "service_level": served_share,
-            "free_cash_flow": fcf,
-            "cumulative_free_cash_flow": self.cumulative_fcf,
-            "npv": self.npv,
-            "fixed_opex": self.spec.fixed_opex,
-            "ecosystem_spend": self.ecosystem_spend,
-            "ecosystem": self.ecosystem,
-        }
-        self.history.append(record)
+        books = Books(
+            quarter=quarter,
+            revenue=revenue,
+            variable_cost=variable_cost,
+            operating_income=operating_income,
+            served_volume=served,
+            capacity=capacity,
+            compute_demand=compute_demand,
+            capex=capex.copy(),
+            depreciation=depreciation,
+            service_level=served_share,
+            free_cash_flow=fcf,
+            cumulative_free_cash_flow=self.cumulative_fcf,
+            npv=self.npv,
+            fixed_opex=self.spec.fixed_opex,
+            ecosystem_spend=self.ecosystem_spend,
+            ecosystem=self.ecosystem,
+        )
+        self.history.append(books)
         self.update_costs(served)
-        return record
+        return books
 
     # --- reporters -----------------------------------------------------------------------
     @property
     def revenue(self) -> float:
-        return float(self.history[-1]["revenue"].sum()) if self.history else 0.0
+        return float(self.history[-1].revenue.sum()) if self.history else 0.0
 
     @property
     def operating_income(self) -> float:
-        return float(self.history[-1]["operating_income"].sum()) if self.history else 0.0
+        return float(self.history[-1].operating_income.sum()) if self.history else 0.0
 
     @property
     def operating_margin(self) -> float:
@@ -274,7 +304,7 @@ class Provider(mesa.Agent):
 
     @property
     def free_cash_flow(self) -> float:
-        return float(self.history[-1]["free_cash_flow"]) if self.history else 0.0
+        return float(self.history[-1].free_cash_flow) if self.history else 0.0
 
     @property
     def revenue_share(self) -> float:

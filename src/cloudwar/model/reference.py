@@ -12,14 +12,15 @@ tested against (``tests/test_reference.py``) and measured against (``benchmarks/
 What is shared with the fast engine, and what is not:
 
 * **Shared: the starting state.** :meth:`ReferenceMarket.from_market` copies a freshly built
-  CloudMarket's enterprises (attributes, platform ties, starting providers, AI adopters), its
-  network, its volume calibration and the state of both its random number generators. Building
+  CloudMarket's enterprises (the :class:`~cloudwar.model.enterprises.Enterprises` arrays:
+  attributes, platform ties, starting providers, AI adopters), its network, its volume
+  calibration and the state of both its random number generators. Building
   the starting state is not what the reference checks; the quarter's rules are.
 * **Shared: the provider side.** Provider agents, strategies and the finance are
   :mod:`cloudwar.model.providers` and :mod:`cloudwar.strategies` unchanged; the market-wide steps and
   read-outs of the provider side (``update_ecosystems``, ``prices``, ``rival_prices``,
-  ``hardware_factor``) are CloudMarket's own, and so is the market-wide demand growth
-  (``demand_growth_factor``, the same for every buyer of a product).
+  ``hardware_factor``) are CloudMarket's own, and the market-wide demand growth is
+  :func:`cloudwar.model.demand.demand_growth_factor` (the same for every buyer of a product).
 * **Not shared: every enterprise rule.** Adoption, who re-evaluates, utilities, choice,
   switching, churn, volumes and the demand tally are written here, per agent, without the
   engine's arrays.
@@ -43,7 +44,7 @@ import numpy as np
 from mesa.discrete_space import FixedAgent
 from mesa.discrete_space import Network as CellNetwork
 
-from cloudwar.model.demand import logit_probabilities, sample_choices, utility
+from cloudwar.model.demand import demand_growth_factor, logit_probabilities, sample_choices, utility
 from cloudwar.model.market import CloudMarket, DemandCurve
 from cloudwar.model.providers import Provider
 from cloudwar.scenario import Scenario
@@ -139,7 +140,8 @@ class EnterpriseAgent(FixedAgent):
     def volume(self, k: int) -> float:
         """Units of product k I buy this quarter if served in full."""
         market = self.model
-        volume = self.size * market.volume_scale[k, self.region] * market.demand_growth_factor(k)
+        growth = demand_growth_factor(market.products[k], market.quarter)
+        volume = self.size * market.volume_scale[k, self.region] * growth
         if k == market.ai:
             if not self.adopted:
                 return 0.0
@@ -244,10 +246,10 @@ class ReferenceMarket(mesa.Model):
         self.service_level = np.array([p.service_level for p in self.providers_list])  # (P, R)
 
         # Starting state of the enterprises, copied from the starting market.
-        self.volume_scale = start.volume_scale.copy()  # calibrated to regions' market sizes at the start
+        self.volume_scale = start.enterprises.volume_scale.copy()  # calibrated to regions' market sizes at the start
         self.mean_price_sensitivity = start.mean_price_sensitivity
         self.grid = CellNetwork(start.network.to_networkx(), capacity=1, random=self.random, layout=None)
-        pop = start.population
+        pop = start.enterprises
         for i in range(pop.n):
             EnterpriseAgent(
                 self,
@@ -380,7 +382,6 @@ class ReferenceMarket(mesa.Model):
     # =========================================================================================
     prices = CloudMarket.prices
     update_ecosystems = CloudMarket.update_ecosystems
-    demand_growth_factor = CloudMarket.demand_growth_factor  # every buyer's growth, by product and quarter
     rival_prices = CloudMarket.rival_prices
     hardware_factor = CloudMarket.hardware_factor
     total_revenue = CloudMarket.total_revenue

@@ -22,7 +22,7 @@ regions in :meth:`Strategy.check_scenario`.
 
 What a strategy may read (the *strategy API*): ``provider.prices``, ``provider.unit_cost``,
 ``provider.index``, ``provider.presence``, ``provider.capacity_in_service(quarter)``,
-``provider.history`` (its own books, and the rivals' ``served_volume``, which market
+``provider.history`` (its own ``Books``, and the rivals' ``served_volume``, which market
 research publishes) and the ``market`` methods ``quarter``, ``prices``, ``rival_prices``,
 ``demand_curve``, ``product_names``, ``region_names``, ``hardware_factor``, ``rng`` (the
 model's generator: the only source of randomness) and ``config``. All prices are in USD per
@@ -409,7 +409,7 @@ def rival_price_index(provider: Provider, market: CloudMarket) -> np.ndarray | N
     if not provider.history:
         return None
     prices = market.prices
-    volume = np.array([p.history[-1]["served_volume"] for p in market.providers_list])  # (P, K, R)
+    volume = np.array([p.history[-1].served_volume for p in market.providers_list])  # (P, K, R)
     volume[provider.index] = 0.0
     total = volume.sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -457,7 +457,7 @@ def match_rivals(
         state.reference = (rival_prices.copy(), last_cost)
         return prices
     reference_prices, reference_cost = state.reference
-    volume = np.array([p.history[-1]["served_volume"] for p in market.providers_list])  # (P, K, R)
+    volume = np.array([p.history[-1].served_volume for p in market.providers_list])  # (P, K, R)
     with np.errstate(divide="ignore", invalid="ignore"):
         share = volume / volume.sum(axis=0, keepdims=True)
         own_cost = np.where(reference_cost > 0, last_cost / reference_cost, 1.0)

@@ -404,7 +404,7 @@ class QLearning(Strategy):
             if m["last"] is not None:
                 last_state, action = m["last"]
                 books = provider.history[-1]
-                reward = float(books["revenue"][k, r] - books["variable_cost"][k, r])
+                reward = float(books.revenue[k, r] - books.variable_cost[k, r])
                 m["learner"].learn(last_state, action, reward, state)
             action = m["learner"].act(state, market.rng)
             m["last"] = (state, action)

@@ -210,9 +210,9 @@ class MarginController:
         with np.errstate(divide="ignore", invalid="ignore"):
             cost_change = np.where(self.cost > 0, provider.unit_cost / self.cost, 1.0)
         step = 1.0
-        revenue = float(provider.history[-1]["revenue"].sum()) if provider.history else 0.0
+        revenue = float(provider.history[-1].revenue.sum()) if provider.history else 0.0
         if revenue > 0:
-            margin = float(provider.history[-1]["operating_income"].sum()) / revenue
+            margin = float(provider.history[-1].operating_income.sum()) / revenue
             edge = min(max(margin, self.target), min(self.target + self.band, 0.99))
             step = min(max(((1.0 - margin) / (1.0 - edge)) ** speed, 1.0 - max_step), 1.0 + max_step)
         self.base = np.maximum(self.base * cost_change * step, provider.unit_cost)
@@ -296,7 +296,7 @@ class PlatformEmbedded(RivalMatching):
 
     def set_prices(self, provider: Provider, market: CloudMarket) -> np.ndarray:
         if provider.history:
-            served = np.clip(provider.history[-1]["service_level"], 1e-3, 1.0)
+            served = np.clip(provider.history[-1].service_level, 1e-3, 1.0)
             short = served < 0.999
             premium = self.premium_
             premium = np.where(short, premium * served**-self.scarcity_response, premium * (1 - self.premium_decay))
