@@ -52,6 +52,28 @@ if TYPE_CHECKING:
 STARTING_CHUNK = 1 << 17
 
 
+# Peak bytes per enterprise while the network is built and the model steps: about 240 at 20 links
+# (benchmarks/reference_benchmark.py at 1M), of which about 8 per link end; rounded up.
+BYTES_PER_ENTERPRISE = 100
+BYTES_PER_LINK_END = 8
+
+
+def check_memory(n: int, mean_degree: float, complete: bool = False) -> None:
+    """Refuse, before anything is allocated, a population this machine cannot hold (one line naming ``enterprises``)."""
+    import os
+
+    need = n * (BYTES_PER_ENTERPRISE + (0 if complete else BYTES_PER_LINK_END * mean_degree))
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not POSIX: let the allocation decide
+        return
+    if need > available:
+        raise ScenarioError(
+            f"enterprises: {n:,} enterprises need about {need / 1e9:,.1f} GB of memory, more than the "
+            f"{available / 1e9:,.1f} GB available; use fewer enterprises"
+        )
+
+
 class Enterprises:
     """All enterprises of a market: one array per attribute, one entry per enterprise, and their rules.
 

@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from cloudwar.model.demand import logit_probabilities
-from cloudwar.model.enterprises import Enterprise, Enterprises
+from cloudwar.model.enterprises import Enterprise, Enterprises, check_memory
 from cloudwar.model.network import CompleteNetwork, Network, build_network
 from cloudwar.model.providers import Provider
 from cloudwar.scenario import Scenario, load_scenario
@@ -126,6 +126,7 @@ class CloudMarket(mesa.Model):
         super().__init__(rng=rng)
         self.config: Scenario = load_scenario(scenario, {**(overrides or {}), **settings})
         s = self.config
+        check_memory(s.enterprises, s.network.mean_degree, complete=s.network.kind == "complete")
         self.product_names = s.product_names
         self.region_names = s.region_names
         self.provider_names = s.provider_names
