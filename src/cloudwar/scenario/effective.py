@@ -22,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from cloudwar.scenario.layering import Layer, forget, leaf_keys, merge_layers, read_layers
+from cloudwar.scenario.layering import Layer, forget, leaf_keys, merge_layers, read_layers, resized_by_a_layer
 from cloudwar.scenario.schema import Scenario, StrategySpec, parse_scenario, scenario_from_raw, scenario_to_dict
 
 OVERRIDE_SOURCE = "override --set"
@@ -67,7 +67,7 @@ def layered(
     """
     layers = read_layers(name_or_path)
     raw, sources = merge_layers(layers, with_sources=True)
-    scenario = scenario_from_raw(raw, overrides)
+    scenario = scenario_from_raw(raw, overrides, resized=resized_by_a_layer(layers))
     for key, value in (overrides or {}).items():
         forget(sources, key)
         sources.update(dict.fromkeys(leaf_keys(value, key + "."), OVERRIDE_SOURCE))

@@ -255,6 +255,19 @@ def merge_layers(layers: list[Layer], *, with_sources: bool = False) -> tuple[di
     return merged, sources
 
 
+def resized_by_a_layer(layers: list[Layer]) -> bool:
+    """True if a file that extends another set ``enterprises`` after the last file to set ``oracle_sample``.
+
+    The root file counts as setting ``oracle_sample`` (its schema default, if not its own value), so a
+    single file asking for a sample larger than its enterprises is still refused.
+    """
+
+    def last(key: str) -> int:
+        return max((i for i, layer in enumerate(layers) if key in layer.raw), default=0)
+
+    return last("enterprises") > last("oracle_sample")
+
+
 def read_merged(ref: str | Path) -> dict[str, Any]:
     """The raw table of a shipped scenario name or a TOML path, its ``extends`` chain merged in."""
     return merge_layers(read_layers(ref))[0]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from cloudwar.errors import ScenarioError
-from cloudwar.scenario.layering import read_merged
+from cloudwar.scenario.layering import merge_layers, read_layers, read_merged, resized_by_a_layer
 
 PRODUCTS = ("cloud", "ai")
 
@@ -429,7 +429,8 @@ class Scenario:
         unit="count",
         lo=1,
         doc="enterprises sampled to evaluate expected demand for strategies; at most enterprises (when an "
-        "override lowers enterprises below the file's oracle_sample, every enterprise is sampled)",
+        "override, or a file that extends another, lowers enterprises below the inherited oracle_sample, every "
+        "enterprise is sampled)",
     )
     products: dict[str, ProductSpec] = _f(unit="table", factory=dict, doc="product lines offered")
     regions: dict[str, RegionSpec] = _f(unit="table", factory=dict, doc="regions")
@@ -838,24 +839,32 @@ def load_scenario(name_or_path: str | Path = "baseline", overrides: dict[str, An
     """Load a shipped scenario by name, or a TOML file by path, with optional dotted-key overrides."""
     if isinstance(name_or_path, Scenario):
         return name_or_path if not overrides else _reparse(name_or_path, overrides)
-    return scenario_from_raw(read_scenario_toml(name_or_path), overrides)
+    layers = read_layers(name_or_path)
+    return scenario_from_raw(merge_layers(layers)[0], overrides, resized=resized_by_a_layer(layers))
 
 
-def scenario_from_raw(raw: dict[str, Any], overrides: dict[str, Any] | None = None) -> Scenario:
-    """Apply dotted-key overrides to a raw scenario table and validate it, with :func:`load_scenario`'s checks."""
+def scenario_from_raw(
+    raw: dict[str, Any], overrides: dict[str, Any] | None = None, *, resized: bool = False
+) -> Scenario:
+    """Apply dotted-key overrides to a raw scenario table and validate it, with :func:`load_scenario`'s checks.
+
+    ``resized``: a file that extends another set ``enterprises`` and not ``oracle_sample`` (see
+    :func:`cloudwar.scenario.layering.resized_by_a_layer`), which, like an override, may lower
+    ``enterprises`` below the sample size it inherits.
+    """
     if overrides:
         raw = apply_overrides(raw, overrides)
-    return _checked_sample(parse_scenario(raw), overrides or {})
+    return _checked_sample(parse_scenario(raw), overrides or {}, resized)
 
 
-def _checked_sample(s: Scenario, overrides: dict[str, Any]) -> Scenario:
-    """Refuse an ``oracle_sample`` above ``enterprises``, unless only an override lowered ``enterprises``.
+def _checked_sample(s: Scenario, overrides: dict[str, Any], resized: bool = False) -> Scenario:
+    """Refuse an ``oracle_sample`` above ``enterprises``, unless only an override or a layer lowered ``enterprises``.
 
-    Lowering ``enterprises`` for a quick run (``--set enterprises=500``) keeps the file's sample
-    size, which then covers every enterprise; asking for a larger sample than that, or a file
-    that does, is an error.
+    Lowering ``enterprises`` for a quick run (``--set enterprises=500``, or a file that extends
+    another and sets ``enterprises = 500``) keeps the inherited sample size, which then covers
+    every enterprise; asking for a larger sample than that, or a file that does, is an error.
     """
-    if "oracle_sample" in overrides or "enterprises" not in overrides:
+    if "oracle_sample" in overrides or ("enterprises" not in overrides and not resized):
         check_oracle_sample(s)
     return s
 
