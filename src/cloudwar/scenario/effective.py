@@ -141,6 +141,9 @@ def scenario_label(name: str, overrides: dict[str, Any] | None = None) -> str:
 # --------------------------------------------------------------------------------------------
 # Writing the effective scenario
 # --------------------------------------------------------------------------------------------
+_HEADER = "The effective scenario: every value explicit; each line's comment gives its source."
+
+
 def write_effective_scenario(
     scenario: Scenario, path: str | Path, sources: dict[str, str] | None = None, header: str = ""
 ) -> Path:
@@ -170,21 +173,18 @@ def write_effective_scenario(
         return out
 
     doc = tomlkit.document()
-    for line in (header or "The effective scenario: every value explicit; comments give each value's source.").split(
-        "\n"
-    ):
+    for line in (header or _HEADER).splitlines():
         doc.add(tomlkit.comment(line))
     tables = {k: v for k, v in data.items() if isinstance(v, dict | list)}
     for key, value in data.items():
         if key not in tables:
             doc.add(key, item(value, key))
     for key, value in tables.items():
-        field = next(f for f in dataclasses.fields(Scenario) if f.name == key)
         if isinstance(value, list):  # providers
             doc.add(key, tomlkit.aot())
             for provider in value:
                 doc[key].append(table(provider, f"{key}.{provider['name']}."))
-        elif field.metadata["unit"] == "table" and not dataclasses.is_dataclass(getattr(scenario, key)):
+        elif isinstance(getattr(scenario, key), dict):
             group = tomlkit.table(is_super_table=True)  # products, regions: one table each
             for name, sub in value.items():
                 group.add(name, table(sub, f"{key}.{name}."))
