@@ -18,7 +18,6 @@ import shlex
 import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -225,6 +224,8 @@ def provenance(
     ``extends`` lists the scenario's files, the root first; ``label`` is the name figures show;
     ``versions`` are the package's and its main libraries'; ``written_at`` is UTC.
     """
+    from importlib import metadata  # here, not at import: the command line starts faster
+
     from cloudwar import __version__
 
     def version(dist: str) -> str | None:
