@@ -25,7 +25,13 @@ def test_run_writes_table_figure_and_prints_a_summary(tmp_path):
     assert results.quarter.max() == 4
     png = (out / "shares_and_margins.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 20_000
-    assert sorted(p.name for p in out.iterdir()) == ["results.csv", "shares_and_margins.png", "summary.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "provenance.json",
+        "results.csv",
+        "scenario.toml",
+        "shares_and_margins.png",
+        "summary.csv",
+    ]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp")]
 
 

@@ -28,6 +28,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from cloudwar.model.market import CloudMarket
     from cloudwar.results import plot_results, summary_table
     from cloudwar.runs.output import check_out_folder, write_atomically
+    from cloudwar.scenario import record_run, scenario_label
 
     overrides = parse_sets(args.set)
     if args.quarters is not None:
@@ -51,9 +52,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         plot_results(
             results,
             tmp / "shares_and_margins.png",
-            title=f"{model.config.name}: {quarters} quarters from {model.config.start}, seed {args.seed}",
+            title=f"{scenario_label(model.config.name, overrides)}: {quarters} quarters from {model.config.start}, "
+            f"seed {args.seed}",
         )
         summary.to_csv(tmp / "summary.csv")
+        command = ["cloudwar", *getattr(args, "argv", [])]  # scenario.toml and provenance.json:
+        record_run(tmp, args.scenario, overrides, args.seed, command, final=Path(args.out))
 
     if args.out is not None:
         write_atomically(Path(args.out), write)
@@ -65,6 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.out is not None:
         out = Path(args.out)
         print(f"wrote {out / 'results.csv'}, {out / 'summary.csv'}, {out / 'shares_and_margins.png'}")
+        print(f"wrote {out / 'scenario.toml'} (the effective scenario) and {out / 'provenance.json'}")
     return 0
 
 
@@ -77,7 +82,14 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    from cloudwar.scenario import describe_fields
+    from cloudwar.scenario import describe_fields, effective_values
+
+    if args.scenario is not None or args.set:  # one scenario's values, each with its source
+        rows = effective_values(args.scenario or "baseline", parse_sets(args.set))
+        print(f"{'key':45s} {'value':24s} {'unit':28s} source")
+        for key, value, unit, source in rows:
+            print(f"{key:45s} {value:24s} {unit:28s} {source}")
+        return 0
 
     for key, unit, default, doc in describe_fields():
         print(f"{key:45s} {unit:28s} {default:12s} {doc}")
@@ -106,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a scenario value, e.g. --set enterprises=50000 --set providers.Alibaba.price.ai=0.2",
     )
-    run.add_argument("--out", help="folder for results.csv, summary.csv and shares_and_margins.png")
+    run.add_argument(
+        "--out", help="folder for results.csv, summary.csv, shares_and_margins.png, scenario.toml, provenance.json"
+    )
     run.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -119,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     scen.set_defaults(func=cmd_scenarios)
 
     desc = sub.add_parser("describe", help="every scenario key with its unit, default and meaning")
+    desc.add_argument("--scenario", help="show this scenario's effective values and their sources instead")
+    desc.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override, as for run")
     desc.set_defaults(func=cmd_describe)
 
     for module in (sweep, sensitivity, serve):
@@ -132,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         parsed.append(build_parser().parse_args(argv))
+        parsed[0].argv = sys.argv[1:] if argv is None else list(argv)  # for provenance.json
         return parsed[0].func(parsed[0])
 
     return guard("cloudwar", body, lambda: getattr(parsed[0], "options", None) if parsed else None)
