@@ -45,7 +45,10 @@ import pandas as pd
 from cloudwar import quarters
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from cloudwar.model.market import CloudMarket
+    from cloudwar.scenario import TimedEvent
 
 ALL = "all"
 COLUMNS = ["quarter", "calendar", "provider", "region", "product", "metric", "value"]
@@ -249,11 +252,13 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def plot_results(results: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+def plot_results(results: pd.DataFrame, path: str | Path, title: str = "", events: Iterable[TimedEvent] = ()) -> Path:
     """Revenue shares per market, operating margins (with the 30% 'AWS model' line), cumulative free
-    cash flow and capacity utilisation, as one PNG at ``path`` (:func:`cloudwar.plots.figure`)."""
+    cash flow and capacity utilisation, as one PNG at ``path`` (:func:`cloudwar.plots.figure`), with
+    the scenario's ``events`` (``model.events``) marked."""
     from cloudwar.plots import FIGURE_DPI, figure  # matplotlib only when a figure is asked for
 
     path = Path(path)
-    figure(results, title=title).savefig(path, dpi=FIGURE_DPI)
+    marks = [(e.step, f"{e.label} {e.name}") for e in events]
+    figure(results, title=title, events=marks).savefig(path, dpi=FIGURE_DPI)
     return path
