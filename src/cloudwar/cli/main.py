@@ -29,6 +29,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from cloudwar.results import plot_results, summary_table
     from cloudwar.runs.output import check_out_folder, write_atomically
     from cloudwar.scenario import record_run, scenario_label
+    from cloudwar.scenario.events import event_rows
 
     overrides = parse_sets(args.set)
     if args.quarters is not None:
@@ -54,6 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             tmp / "shares_and_margins.png",
             title=f"{scenario_label(model.config.name, overrides)}: {quarters} quarters from {model.config.start}, "
             f"seed {args.seed}",
+            events=model.events,
         )
         summary.to_csv(tmp / "summary.csv")
         command = ["cloudwar", *getattr(args, "argv", [])]  # scenario.toml and provenance.json:
@@ -66,6 +68,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
         print(f"{model.config.name}: quarter {quarters} of a run from {model.config.start} (seed {args.seed})")
         print(summary.to_string())
+    for row in event_rows([e for e in model.events if e.step <= quarters]):  # the events that happened
+        print(f"event {row.at} (quarter {row.step}): {row.name}: {row.changes}")
     if args.out is not None:
         out = Path(args.out)
         print(f"wrote {out / 'results.csv'}, {out / 'summary.csv'}, {out / 'shares_and_margins.png'}")
@@ -89,6 +93,12 @@ def cmd_describe(args: argparse.Namespace) -> int:
         print(f"{'key':45s} {'value':24s} {'unit':28s} source")
         for key, value, unit, source in rows:
             print(f"{key:45s} {value:24s} {unit:28s} {source}")
+        from cloudwar.scenario import describe_events, load_scenario
+
+        events = describe_events(load_scenario(args.scenario or "baseline", parse_sets(args.set)))
+        print(f"\nevents ({len(events)}): quarter (step), name, what changes, source")
+        for e in events:
+            print(f"  {e.at} ({e.step}) {e.name}: {e.changes}" + (f"  [{e.source}]" if e.source else ""))
         return 0
 
     for key, unit, default, doc in describe_fields():
