@@ -73,6 +73,7 @@ class CompareResult:
     values: pd.DataFrame  # arm, replicate, seed, provider, metric, product, value (at the horizon)
     reports: dict[str, RunReport]
     out: Path
+    provider: str  # the provider the figure follows
 
 
 def plan_arms(
@@ -362,7 +363,7 @@ def compare(
         band_figure(ensembles, provider, title).savefig(tmp / "compare.png", dpi=FIGURE_DPI)
 
     write_atomically(out, write)
-    return CompareResult(differences, values, reports, out)
+    return CompareResult(differences, values, reports, out, provider)
 
 
 @dataclass
@@ -420,6 +421,7 @@ def ensemble(
     if report.missing:
         raise SweepError(f"{report.missing} runs did not finish; run the same command again")
     results = arm_results(out / STORE)
+    results = results[["seed", "replicate", *[c for c in results.columns if c not in ("seed", "replicate")]]]
     values = horizon_values(results)
     units = {(m, k): UNITS[u] for m, k, _, u, _ in headline(results)}
     summary = (
