@@ -239,11 +239,16 @@ def paired_differences(values: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def calendar_years(start: str, steps: Sequence[int]) -> np.ndarray:
-    """Model steps as calendar time in years (2025Q4 -> 2025.75), so arms that start apart line up."""
+def calendar_index(start: str, steps: Sequence[int]) -> np.ndarray:
+    """Model steps as running calendar quarters (:func:`cloudwar.quarters.index`), so arms that start apart line up."""
     from cloudwar.quarters import index
 
-    return (index(start) - 1 + np.asarray(steps, dtype=float)) / 4.0
+    return index(start) - 1 + np.asarray(steps, dtype=int)
+
+
+def _quarter_label(x: float, _: Any = None) -> str:
+    q = int(round(x))
+    return f"{q // 4}Q{q % 4 + 1}"
 
 
 def band_figure(
@@ -258,7 +263,7 @@ def band_figure(
     providers, one band each.
     """
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     from cloudwar.plots import band, provider_colours
 
@@ -286,12 +291,12 @@ def band_figure(
             if sel.empty:
                 continue
             wide = sel.pivot_table(index="replicate", columns="quarter", values="value")
-            wide.columns = calendar_years(start, wide.columns)
+            wide.columns = calendar_index(start, wide.columns)
             band(ax, wide, name, colour, scale)
         ax.set_title(label + (f", {provider}" if provider else ""))
         ax.set_ylabel(unit)
-        ax.set_xlabel("calendar year")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole years, not 2026.25
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))  # whole quarters, labelled 2026Q1
+        ax.xaxis.set_major_formatter(FuncFormatter(_quarter_label))
     for ax in axes[len(rows) :]:
         ax.axis("off")
     handles, labels = axes[0].get_legend_handles_labels()
