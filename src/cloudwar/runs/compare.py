@@ -215,7 +215,7 @@ def paired_differences(values: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for arm in arms[1:]:
         other = values[values["arm"] == arm].set_index(keys)
-        pairs = reference.join(other, how="inner", lsuffix="_ref", rsuffix="")
+        pairs = reference.merge(other, how="inner", left_index=True, right_index=True, suffixes=("_ref", ""))
         if not (pairs["seed_ref"] == pairs["seed"]).all():
             raise SweepError(f"arm {arm}: its replicates ran other seeds than arm {arms[0]}'s (not paired)")
         for (provider, metric, product), group in pairs.groupby(level=["provider", "metric", "product"], sort=False):
