@@ -119,41 +119,45 @@ def plan_arms(
     return designs
 
 
-def check_stores(out: Path, designs: Sequence[Design], names: Sequence[str]) -> None:
-    """Refuse, before anything runs, an arm store in ``out`` that holds other runs than its design."""
-    for name, design in zip(names, designs, strict=True):
-        store = Store(out / ARMS / name, param="out")
-        if store._difference(design, design.manifest()):
+def check_stores(designs: Sequence[Design], folders: Sequence[Path], what: Sequence[str]) -> None:
+    """Refuse, before anything runs, a store folder that holds other runs than its design (``what``: how to name it)."""
+    for design, folder, name in zip(designs, folders, what, strict=True):
+        if Store(folder, param="out")._difference(design, design.manifest()):
             raise SweepError(
-                f"out {out}: arm {name} there ran another scenario, overrides, seeds or seed; "
-                "use another folder, or delete it to start over",
+                f"out {name} ran another scenario, overrides, seeds or seed; use another folder, or delete it to start over",
                 param="out",
             )
 
 
-def run_arms(
-    out: Path,
+def run_stores(
     designs: Sequence[Design],
-    names: Sequence[str],
+    folders: Sequence[Path],
+    labels: Sequence[str],
     *,
     executor: Executor | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
     connect_timeout: float = 10.0,
     progress: bool = False,
-) -> dict[str, RunReport]:
-    """Every arm's missing runs into ``OUT/arms/NAME``, on one executor; the report per arm."""
+) -> list[RunReport]:
+    """Every design's missing runs into its store folder, one after the other on one executor; the reports.
+
+    Raises :class:`SweepError` if runs are left undone (a worker died too often): run again."""
     own = executor is None
     if executor is None:
         executor = make_executor(workers, scheduler, connect_timeout)
     try:
-        return {
-            name: run_design(design, out / ARMS / name, executor=executor, progress=progress, description=name)
-            for name, design in zip(names, designs, strict=True)
-        }
+        reports = [
+            run_design(design, folder, executor=executor, progress=progress, description=label)
+            for design, folder, label in zip(designs, folders, labels, strict=True)
+        ]
     finally:
         if own:
             executor.close()
+    missing = sum(r.missing for r in reports)
+    if missing:
+        raise SweepError(f"{missing} runs did not finish; run the same command again")
+    return reports
 
 
 def arm_results(folder: Path) -> pd.DataFrame:
@@ -337,10 +341,11 @@ def compare(
             raise SweepError(
                 f"provider {provider!r} is not in arm {name} (its providers: {', '.join(have)})", param="provider"
             )
-    check_stores(out, designs, names)
-    reports = run_arms(
-        out,
+    folders = [out / ARMS / name for name in names]
+    check_stores(designs, folders, [f"{out}: arm {name} there" for name in names])
+    reports = run_stores(
         designs,
+        folders,
         names,
         executor=executor,
         workers=workers,
@@ -348,9 +353,6 @@ def compare(
         connect_timeout=connect_timeout,
         progress=progress,
     )
-    missing = sum(r.missing for r in reports.values())
-    if missing:
-        raise SweepError(f"{missing} runs did not finish; run the same command again")
     ensembles = {
         name: (arm_results(out / ARMS / name), _start(design)) for name, design in zip(names, designs, strict=True)
     }
@@ -368,7 +370,7 @@ def compare(
         band_figure(ensembles, provider, title).savefig(tmp / "compare.png", dpi=FIGURE_DPI)
 
     write_atomically(out, write)
-    return CompareResult(differences, values, reports, out, provider)
+    return CompareResult(differences, values, dict(zip(names, reports, strict=True)), out, provider)
 
 
 @dataclass
@@ -411,20 +413,17 @@ def ensemble(
         metrics="all",
         design={"run": str(scenario)},
     )
-    if Store(out / STORE)._difference(design, design.manifest()):
-        raise SweepError(
-            f"out {out}: its runs are of another scenario, --set values, seeds or seed; "
-            "use another folder, or delete it to start over",
-            param="out",
-        )
-    executor_ = executor or make_executor(workers, scheduler, connect_timeout)
-    try:
-        report = run_design(design, out / STORE, executor=executor_, progress=progress, description=str(scenario))
-    finally:
-        if executor is None:
-            executor_.close()
-    if report.missing:
-        raise SweepError(f"{report.missing} runs did not finish; run the same command again")
+    check_stores([design], [out / STORE], [f"{out}: its runs"])
+    (report,) = run_stores(
+        [design],
+        [out / STORE],
+        [str(scenario)],
+        executor=executor,
+        workers=workers,
+        scheduler=scheduler,
+        connect_timeout=connect_timeout,
+        progress=progress,
+    )
     results = arm_results(out / STORE)
     results = results[["seed", "replicate", *[c for c in results.columns if c not in ("seed", "replicate")]]]
     values = horizon_values(results)
