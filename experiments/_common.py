@@ -183,15 +183,12 @@ def series(table: pd.DataFrame, metric: str, provider: str, region: str = "all",
 # Finance and figures
 # --------------------------------------------------------------------------------------------
 def terminal_value(operating_income_last_year: np.ndarray, discount_rate: float, quarters: int) -> np.ndarray:
-    """Present value (USD) of the business at the horizon, as a no-growth perpetuity.
+    """Present value (USD) of the business at the horizon: :func:`cloudwar.valuation.terminal_value` with
+    the scenario defaults, a no-growth pre-tax perpetuity of the last four quarters' operating income
+    (0 if negative) at ``discount_rate``, discounted from the horizon (``quarters``) to the start."""
+    from cloudwar.valuation import terminal_value as value
 
-    The last four quarters' operating income, a year's worth, is taken as the cash flow of every
-    later year (without growth, capex only replaces what depreciates, so cash flow = operating
-    income, pre-tax), valued at ``discount_rate`` and discounted from the horizon (``quarters``)
-    to the start. A business losing money is worth 0 (it can close), not minus its losses forever.
-    """
-    perpetuity = np.maximum(operating_income_last_year, 0.0) / discount_rate
-    return perpetuity / (1.0 + discount_rate) ** (quarters / 4.0)
+    return np.asarray(value(operating_income_last_year, discount_rate, quarters), dtype=float)
 
 
 def quantiles(values: np.ndarray) -> str:

@@ -29,6 +29,9 @@ depreciation                straight-line depreciation                  USD per 
 free_cash_flow              operating income + depreciation - capex     USD per quarter
 cumulative_free_cash_flow   running sum of free cash flow               USD
 npv                         discounted sum of free cash flow so far     USD
+terminal_value              value after the quarter, discounted to 0    USD
+                            (:mod:`cloudwar.valuation`, [valuation])
+enterprise_value            npv (after tax) + terminal_value            USD
 hhi                         Herfindahl-Hirschman index of revenue       points, 0-10,000
 ai_adoption                 share of enterprises that adopted AI        fraction
 ==========================  ==========================================  =========================
@@ -43,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from cloudwar import quarters
+from cloudwar.valuation import Valuer
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -72,6 +76,8 @@ METRICS = (
     "free_cash_flow",
     "cumulative_free_cash_flow",
     "npv",
+    "terminal_value",
+    "enterprise_value",
     "hhi",
     "ai_adoption",
 )
@@ -132,6 +138,7 @@ def tidy_results(model: CloudMarket) -> pd.DataFrame:
     rows = _Rows(model.config.start)
     providers, regions, products = model.provider_names, model.region_names, model.product_names
     previous_customers = None
+    valuer = Valuer(model.config.discount_rate, model.config.valuation)  # as if each quarter were the horizon
     for rec in model.records:
         q = rec["quarter"]
         books = rec["books"]
@@ -191,6 +198,8 @@ def tidy_results(model: CloudMarket) -> pd.DataFrame:
         total_revenue = revenue.sum(axis=(1, 2))
         total_income = income.sum(axis=(1, 2))
         finite_capacity = np.where(np.isfinite(capacity), capacity, 0.0).sum(axis=1)
+        npv = np.array([b.npv for b in books])
+        terminal, enterprise = valuer.value(q, total_income, total_revenue, npv)
         for metric, values in {
             "revenue": total_revenue,
             "revenue_share": _ratio(total_revenue, np.full_like(total_revenue, total_revenue.sum())),
@@ -200,7 +209,9 @@ def tidy_results(model: CloudMarket) -> pd.DataFrame:
             "depreciation": np.array([b.depreciation.sum() for b in books]),
             "free_cash_flow": np.array([b.free_cash_flow for b in books]),
             "cumulative_free_cash_flow": np.array([b.cumulative_free_cash_flow for b in books]),
-            "npv": np.array([b.npv for b in books]),
+            "npv": npv,
+            "terminal_value": terminal,
+            "enterprise_value": enterprise,
             "capacity_utilisation": _ratio(served_compute.sum(axis=1), finite_capacity),
         }.items():
             rows.add(q, metric, values, providers, ALL, ALL)

@@ -1,4 +1,4 @@
-"""The command line: ``cloudwar run``, ``scenarios``, ``describe``, ``sweep``, ``sensitivity``, ``serve``.
+"""The command line: ``cloudwar run``, ``scenarios``, ``describe``, ``sweep``, ``sensitivity``, ``compare``, ``serve``.
 
 Every user error (bad scenario, bad value, missing file) ends with one line on stderr,
 ``cloudwar: error: ...``, and exit status 2; nothing is written to ``--out`` unless the whole
@@ -15,8 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from cloudwar.cli import sensitivity, serve, sweep
-from cloudwar.cli.common import Parser, guard, parse_sets, positive_int, seed_int
+from cloudwar.cli import compare, sensitivity, serve, sweep
+from cloudwar.cli.common import RUN_OPTIONS, Parser, guard, parse_sets, positive_int, seed_int
 from cloudwar.errors import EXIT_USAGE
 
 __all__ = ["EXIT_USAGE", "build_parser", "main"]
@@ -34,6 +34,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = parse_sets(args.set)
     if args.quarters is not None:
         overrides["quarters"] = args.quarters
+    if args.seeds is not None or args.workers or args.scheduler:  # an ensemble of seeds, through the runs layer
+        return compare.cmd_run_seeds(args, overrides)
     if args.out is not None:
         check_out_folder(Path(args.out))
     from cloudwar.scenario import load_scenario
@@ -137,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="progress bar (default: on for long runs)",
     )
-    run.set_defaults(func=cmd_run, options={"out": "--out"})
+    compare.add_run_seeds_arguments(run)
+    run.set_defaults(func=cmd_run, options=RUN_OPTIONS)
 
     scen = sub.add_parser("scenarios", help="list the shipped scenarios")
     scen.set_defaults(func=cmd_scenarios)
@@ -147,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     desc.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override, as for run")
     desc.set_defaults(func=cmd_describe)
 
-    for module in (sweep, sensitivity, serve):
+    for module in (sweep, sensitivity, compare, serve):
         module.register(sub)
     return parser
 

@@ -427,6 +427,43 @@ class CapacitySpec:
 
 
 @dataclass(frozen=True)
+class ValuationSpec:
+    """How a provider's business is valued at the horizon (:mod:`cloudwar.valuation`).
+
+    The defaults reproduce the experiments' terminal value: the last year's operating income,
+    pre-tax, as a no-growth perpetuity at ``discount_rate``.
+    """
+
+    method: str = _f(
+        "perpetuity",
+        unit="name",
+        choices=("perpetuity", "exit_multiple"),
+        doc="terminal value: perpetuity = Gordon growth perpetuity of the last year's (after-tax) operating "
+        "income, CF x (1 + g) / (r - g); exit_multiple = exit_multiple x the last year's exit_basis",
+    )
+    terminal_growth: float = _f(
+        0.0, unit="per year", lo=-0.5, hi=0.5, doc="growth g of the perpetuity's cash flow; must be below discount_rate"
+    )
+    exit_multiple: float = _f(
+        10.0, unit="multiple", lo=0.0, hi=1000.0, doc="value at the horizon per USD of the last year's exit_basis"
+    )
+    exit_basis: str = _f(
+        "operating_income",
+        unit="name",
+        choices=("operating_income", "revenue"),
+        doc="what the exit multiple multiplies: the last year's operating income (EV/EBIT) or revenue (EV/sales)",
+    )
+    tax_rate: float = _f(
+        0.0,
+        unit="fraction",
+        lo=0.0,
+        hi=1.0,
+        doc="tax on positive operating income, taken from each quarter's free cash flow and from the "
+        "perpetuity's cash flow (no loss carry-forward); 0 = pre-tax",
+    )
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A whole simulated world."""
 
@@ -463,6 +500,7 @@ class Scenario:
     ecosystem: EcosystemSpec = _f(unit="table", factory=EcosystemSpec, doc="ecosystem dynamics")
     adoption: AdoptionSpec = _f(unit="table", factory=AdoptionSpec, doc="AI adoption")
     capacity: CapacitySpec = _f(unit="table", factory=CapacitySpec, doc="capacity and costs")
+    valuation: ValuationSpec = _f(unit="table", factory=ValuationSpec, doc="terminal and enterprise value")
     providers: list[ProviderSpec] = _f(unit="list", factory=list, doc="cloud providers")
     events: list[EventSpec] = _f(
         unit="list", factory=list, doc="timeline of changes, [[events]] with at, name, source, set (see README)"
@@ -738,6 +776,11 @@ def _cross_check(s: Scenario) -> None:
     _check_names(s)
     _check_market_sizes(s)
     _check_growth(s)
+    if s.valuation.method == "perpetuity" and s.valuation.terminal_growth >= s.discount_rate:
+        raise ScenarioError(
+            f"valuation.terminal_growth: must be below discount_rate ({s.discount_rate:g}) for a growth "
+            f"perpetuity, got {s.valuation.terminal_growth:g}"
+        )
     total = sum(r.enterprise_share for r in s.regions.values())
     if abs(total - 1.0) > 1e-6:
         raise ScenarioError(f"regions.*.enterprise_share: must add up to 1, got {total:g}")
