@@ -3,7 +3,10 @@
 One per browser session. It builds a :class:`~cloudwar.model.market.CloudMarket` from the
 :class:`~cloudwar.dashboard.controls.Controls`, steps it a quarter at a time, keeps the tidy
 results and the chart PNGs of the last completed quarter, and turns every error into a one-line
-message for the page. Nothing here imports Solara.
+message for the page. :meth:`MarketSession.pin` keeps a run as a :class:`PinnedRun` to compare
+the next runs with; :meth:`MarketSession.results_csv` and :meth:`MarketSession.command` export
+the run (the table, and the ``cloudwar run`` command that reproduces it). Nothing here imports
+Solara.
 """
 
 from __future__ import annotations
@@ -31,6 +34,21 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 NETWORK_SAMPLE = 300  # enterprises drawn in the network view
+CHART_DPI = 90  # the charts' PNGs: a half-width tile at about 540 x 330 pixels
+
+
+@dataclass(frozen=True)
+class PinnedRun:
+    """A run kept for comparison ("before"): its controls, tidy results and last completed quarter."""
+
+    controls: Controls
+    results: pd.DataFrame
+    quarter: int
+    start: str  #: the scenario's first calendar quarter
+
+    def results_until(self, quarter: int) -> pd.DataFrame:
+        """The pinned results up to ``quarter`` (to compare with a run that has got that far)."""
+        return self.results[self.results.quarter <= quarter]
 
 
 @dataclass
@@ -78,6 +96,7 @@ class MarketSession(mesa.Model):
 
     def __init__(self, *, scenario: Any = None, **inputs: Any):
         super().__init__(scenario=scenario)
+        self.inputs = dict(inputs)  #: the sidebar's values this model was built from
         self.controls: Controls | None = None
         self.market: CloudMarket | None = None
         self.error: str | None = None
@@ -130,19 +149,39 @@ class MarketSession(mesa.Model):
                 self._results = (self.quarter, self.market.results())
             return self._results[1]
 
-    def chart_png(self, name: str, draw: Callable[[MarketSession], Figure]) -> bytes:
-        """PNG of chart ``name`` for the current quarter, drawn once per quarter."""
-        key = (name, self.quarter, self.error)
+    def chart_png(
+        self, name: str, draw: Callable[[MarketSession, PinnedRun | None], Figure], pinned: PinnedRun | None = None
+    ) -> bytes:
+        """PNG of chart ``name`` for the current quarter (with ``pinned`` drawn dashed), drawn once per
+        quarter and pinned run."""
+        key = (name, self.quarter, self.error, id(pinned) if pinned is not None else None)
         with self._lock:
             cached = self._charts.get(key)
         if cached is not None:
             return cached
         buffer = io.BytesIO()
-        draw(self).savefig(buffer, format="png", dpi=90)
+        draw(self, pinned).savefig(buffer, format="png", dpi=CHART_DPI)
         with self._lock:
             self._charts = {k: v for k, v in self._charts.items() if k[1:] == key[1:]}
             self._charts[key] = buffer.getvalue()
         return self._charts[key]
+
+    def pin(self) -> PinnedRun | None:
+        """This run as it stands, to compare the next runs with; None before the first quarter."""
+        if self.market is None or self.controls is None or self.quarter == 0:
+            return None
+        return PinnedRun(self.controls, self.results(), self.quarter, self.market.config.start)
+
+    def results_csv(self) -> bytes:
+        """The tidy results so far as CSV, byte for byte what ``cloudwar run --out`` writes to results.csv."""
+        return self.results().to_csv(index=False).encode()
+
+    def command(self) -> str | None:
+        """The ``cloudwar run`` command that reproduces :meth:`results_csv` (same seed, same numbers):
+        the controls as ``--set`` overrides, stopping at the current quarter. None before quarter 1."""
+        if self.market is None or self.controls is None or self.quarter == 0:
+            return None
+        return self.controls.command(self.quarter if self.quarter < self.market.config.quarters else None)
 
     @cached_property
     def network_view(self) -> NetworkView:
