@@ -455,6 +455,12 @@ def preset_scenario(preset: str) -> Scenario:
     return load_scenario(preset)
 
 
+def preset_kind(preset: str, provider: str) -> str:
+    """The strategy kind ``provider`` plays in the shipped scenario ``preset``."""
+    config = preset_scenario(preset)
+    return _provider_spec(config, provider, f"{provider} strategy").strategy.kind
+
+
 def _provider_spec(base: Scenario, name: str, control: str, preset: str | None = None):
     specs = {p.name: p for p in base.providers}
     if name not in specs:
