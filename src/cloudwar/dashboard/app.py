@@ -111,6 +111,7 @@ CSS = """
 .cloudwar-note { font-size: 12px; color: #555; }
 .cloudwar-command { white-space: pre-wrap; word-break: break-all; font-size: 11px; background: #f4f4f4;
   padding: 6px; margin: 4px 0; max-height: 12em; overflow-y: auto; }
+.cloudwar-sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 .cloudwar-param .v-messages__message { font-size: 10.5px; line-height: 1.25; }
 """
 
@@ -135,7 +136,11 @@ def Chart(session: MarketSession, name: str, pinned: PinnedRun | None) -> solara
     """Chart ``name`` as a PNG, redrawn after every step."""
     update_counter.get()
     png = session.chart_png(name, CHARTS[name], pinned)
-    return solara.Image(png, format="png", classes=["cloudwar-chart", f"cloudwar-chart-{name}"])
+    with solara.Column(gap="0px", classes=["cloudwar-tile"]) as tile:
+        solara.Image(png, format="png", classes=["cloudwar-chart", f"cloudwar-chart-{name}"])
+        # What the picture shows, as text: for screen readers (and the browser tests), not for the eye.
+        solara.Text(session.chart_text(name, pinned), classes=["cloudwar-sr-only", f"cloudwar-chart-text-{name}"])
+    return tile
 
 
 @solara.component
@@ -338,7 +343,7 @@ def Page() -> None:
                 use_threads=threads,
             )
             with solara.Row(style={"align-items": "center"}, gap="4px"):
-                solara.SliderInt("Play interval", value=play_interval, min=1, max=500, step=10)
+                solara.SliderInt("Play interval", value=play_interval, min=10, max=500, step=10)
                 solara.Text(f"{play_interval.value} ms", classes=["cloudwar-value"])
             with solara.Row(style={"align-items": "center"}, gap="4px"):
                 solara.SliderInt("Render interval", value=render_interval, min=1, max=40, step=1)

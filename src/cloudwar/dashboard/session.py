@@ -61,6 +61,25 @@ class NetworkView:
     links_in_sample: int
 
 
+def describe_figure(figure: Figure) -> str:
+    """A drawn chart in words: 'China AI: price. y: USD per million input tokens, log scale.
+    x: 2025Q4 to 2026Q2. key: Alibaba, Tencent, ...' (one sentence per axes)."""
+    out = []
+    for ax in figure.axes:
+        ticks = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+        legend = ax.get_legend()
+        key = [t.get_text() for t in legend.get_texts()] if legend is not None else []
+        parts = [ax.get_title().replace("\n", " ")]
+        if ax.get_ylabel():
+            parts.append(f"y: {ax.get_ylabel()}, {ax.get_yscale()} scale".replace(" (log scale)", ""))
+        if ticks and ax.axison:
+            parts.append(f"x: {ticks[0]} to {ticks[-1]}")
+        if key:
+            parts.append("key: " + ", ".join(key))
+        out.append(". ".join(parts) + ".")
+    return " ".join(out)
+
+
 def snowball_sample(network: Any, n: int, size: int, rng: np.random.Generator, seeds: int = 6) -> np.ndarray:
     """At most ``size`` enterprise ids: breadth-first neighbourhoods of ``seeds`` random enterprises.
 
@@ -102,7 +121,8 @@ class MarketSession(mesa.Model):
         self.error: str | None = None
         self._lock = threading.Lock()
         self._results: tuple[int, pd.DataFrame] | None = None
-        self._charts: dict[tuple[str, int, str | None], bytes] = {}
+        self._charts: dict[tuple[Any, ...], bytes] = {}
+        self._texts: dict[tuple[Any, ...], str] = {}
         try:
             self.controls = Controls.from_inputs(inputs)
             self.market = self.controls.build()
@@ -160,11 +180,20 @@ class MarketSession(mesa.Model):
         if cached is not None:
             return cached
         buffer = io.BytesIO()
-        draw(self, pinned).savefig(buffer, format="png", dpi=CHART_DPI)
+        figure = draw(self, pinned)
+        figure.savefig(buffer, format="png", dpi=CHART_DPI)
         with self._lock:
             self._charts = {k: v for k, v in self._charts.items() if k[1:] == key[1:]}
+            self._texts = {k: v for k, v in self._texts.items() if k[1:] == key[1:]}
             self._charts[key] = buffer.getvalue()
+            self._texts[key] = describe_figure(figure)
         return self._charts[key]
+
+    def chart_text(self, name: str, pinned: PinnedRun | None = None) -> str:
+        """What chart ``name`` (as last drawn by :meth:`chart_png`) shows, in words: title, axes, legend."""
+        key = (name, self.quarter, self.error, id(pinned) if pinned is not None else None)
+        with self._lock:
+            return self._texts.get(key, "")
 
     def pin(self) -> PinnedRun | None:
         """This run as it stands, to compare the next runs with; None before the first quarter."""
