@@ -144,7 +144,10 @@ def lines(
             values = scale * table[name]
             if (values.abs() > 0).any():  # NaN compares False: all-NaN or all-zero draws nothing
                 label = name if labelled else f"_{name} (pinned)"  # "_": left out of legends
-                ax.plot(table.index, values, color=colour, label=label, linewidth=LINE_WIDTH, linestyle=style)
+                marker = "o" if len(values) == 1 else None  # one quarter: a line of one point would not show
+                ax.plot(
+                    table.index, values, color=colour, label=label, linewidth=LINE_WIDTH, linestyle=style, marker=marker
+                )
     ax.set_xlabel("quarter")
     if start is not None and steps:
         calendar_axis(ax, start, int(min(steps)), int(max(steps)))
