@@ -112,6 +112,8 @@ CSS = """
 .cloudwar-command { white-space: pre-wrap; word-break: break-all; font-size: 11px; background: #f4f4f4;
   padding: 6px; margin: 4px 0; max-height: 12em; overflow-y: auto; }
 .cloudwar-sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
+.cloudwar-param { margin-bottom: 10px; }
+.cloudwar-param .v-text-field__details, .cloudwar-param .v-messages { height: auto; min-height: 0; overflow: visible; }
 .cloudwar-param .v-messages__message { font-size: 10.5px; line-height: 1.25; }
 """
 
@@ -243,7 +245,7 @@ def ProviderStrategy(draft: solara.Reactive[dict[str, Any]], preset: str, provid
             except ScenarioError as err:
                 error = str(err)
             solara.InputText(
-                p.name, value=text, on_value=set_param, error=error, message=message, classes=classes, dense=True
+                p.name, value=text, on_value=set_param, error=error, message=message, classes=classes
             )
 
 
