@@ -9,6 +9,7 @@ margin: this run minus the pinned one, at the same quarter). Nothing here import
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from html import escape
 
 import pandas as pd
@@ -112,15 +113,21 @@ def summary_html(session: MarketSession) -> str:
             f'<p class="cloudwar-leaders">Leaders: {escape(leading)}. '
             f"At or above the 30% margin line: {escape(', '.join(above) or 'nobody')}.</p>"
         )
+    parts.append(_html_table(session, table.rename(columns=TOTALS), _percent, "cloudwar-table"))
+    return "\n".join(parts)
+
+
+def _html_table(session: MarketSession, table: pd.DataFrame, fraction: Callable[[float], str], classes: str) -> str:
+    """A table per provider as HTML, each name with its colour swatch (the charts' colours):
+    columns in USD bn as such, the others (fractions) written by ``fraction``."""
     colours = session_colours(session)
-    head = "".join(f"<th>{escape(TOTALS.get(col, col))}</th>" for col in ["provider", *table.columns])
+    head = "".join(f"<th>{escape(c)}</th>" for c in ["provider", *table.columns])
     rows = []
     for name, row in table.iterrows():
         swatch = f'<span class="cloudwar-swatch" style="background:{to_hex(colours[name])}"></span>'
-        cells = [_bn(v) if "USD bn" in col else _percent(v) for col, v in row.items()]
+        cells = [_bn(v) if "USD bn" in col else fraction(v) for col, v in row.items()]
         rows.append(f"<tr><td>{swatch}{escape(str(name))}</td>" + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
-    parts.append(f'<table class="cloudwar-table"><tr>{head}</tr>{"".join(rows)}</table>')
-    return "\n".join(parts)
+    return f'<table class="{classes}"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
 def comparison_html(session: MarketSession, pinned: PinnedRun | None) -> str:
@@ -147,14 +154,7 @@ def comparison_html(session: MarketSession, pinned: PinnedRun | None) -> str:
         f"<p>This run minus the pinned run at quarter {quarter} ({quarters.label(session.market.config.start, quarter)}); "
         "shares and margin in percentage points (pp).</p>"
     )
-    colours = session_colours(session)
-    head = "".join(f"<th>{escape(c)}</th>" for c in ["provider", *table.columns])
-    rows = []
-    for name, row in table.iterrows():
-        swatch = f'<span class="cloudwar-swatch" style="background:{to_hex(colours[name])}"></span>'
-        cells = [_bn(v) if "USD bn" in col else _pp(v) for col, v in row.items()]
-        rows.append(f"<tr><td>{swatch}{escape(str(name))}</td>" + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
-    parts.append(f'<table class="cloudwar-table cloudwar-compare">\n<tr>{head}</tr>{"".join(rows)}</table>')
+    parts.append(_html_table(session, table, _pp, "cloudwar-table cloudwar-compare"))
     return "\n".join(parts)
 
 
