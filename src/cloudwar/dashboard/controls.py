@@ -172,7 +172,7 @@ class ParamControl:
 
     @property
     def hint(self) -> str:
-        """What the field accepts, in which unit: ``quarter: 2025Q4 or later, or a step (0 = never)``."""
+        """What the field accepts, in which unit, and what it means: ``fraction, [0, 1]; cut below ...``."""
         if self.quarter:
             return f"calendar quarter (e.g. 2027Q1) or model step, {self.accepts}; {self.doc}"
         unit = f"{self.unit}, " if self.unit and self.unit != "name" else ""
@@ -446,7 +446,9 @@ def _is_quarter(controls: Controls, provider: str, parameter: str) -> bool:
 
 
 def _same(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and a == b or (isinstance(a, int | float) and isinstance(b, int | float) and a == b)
+    """The same parameter value: equal, and of one type, except that 1 and 1.0 are the same number."""
+    numbers = all(isinstance(x, int | float) and not isinstance(x, bool) for x in (a, b))
+    return a == b and (numbers or type(a) is type(b))
 
 
 @functools.lru_cache(maxsize=16)
