@@ -4,6 +4,7 @@ rendered with Solara's own test renderer; and the ``cloudwar serve`` command (cl
 from __future__ import annotations
 
 import dataclasses
+import io
 import re
 import socket
 import subprocess
@@ -20,19 +21,20 @@ from solara.widgets import HTML
 
 from cloudwar.cli import main
 from cloudwar.dashboard import app, serve
-from cloudwar.dashboard.charts import CHARTS
+from cloudwar.dashboard import controls as ctl
+from cloudwar.dashboard.charts import CHARTS, charts_png
 from cloudwar.dashboard.controls import (
     DEFAULT_ENTERPRISES,
     PRESETS_OWN,
     PRESETS_RULE,
     STRATEGY_KEY,
     Controls,
-    model_params,
+    param_key,
 )
 from cloudwar.dashboard.session import NETWORK_SAMPLE, MarketSession, snowball_sample
-from cloudwar.dashboard.summary import calendar_quarter, summary_html, summary_table
+from cloudwar.dashboard.summary import comparison_html, comparison_table, summary_html, summary_table
 from cloudwar.model.market import CloudMarket
-from cloudwar.scenario import load_scenario
+from cloudwar.scenario import ScenarioError, load_scenario, parse_override
 from cloudwar.strategies import REGISTRY, CostPlus, FixedPrice, Strategy
 
 BASELINE = load_scenario("baseline")
@@ -177,25 +179,176 @@ def test_controls_from_the_sidebar_are_parsed_once():
 
 
 def test_strategy_choices_follow_the_registry():
-    params = model_params()
-    assert params["strategy: Alibaba"]["values"] == [PRESETS_OWN, *sorted(REGISTRY)]
-    # every shipped preset's providers, the default preset's first; the others say where they belong
-    theory = load_scenario("calvano_duopoly").provider_names
-    assert [k.removeprefix(STRATEGY_KEY) for k in params if k.startswith(STRATEGY_KEY)] == [
-        *BASELINE.provider_names,
-        *theory,
-    ]
-    assert params[f"{STRATEGY_KEY}{theory[0]}"]["label"] == f"{theory[0]} (calvano_duopoly only)"
-    assert params["strategy: Alibaba"]["label"] == "Alibaba"
+    assert ctl.strategy_kinds() == [PRESETS_OWN, *sorted(REGISTRY)]
 
     @dataclasses.dataclass
     class Dashboarded(Strategy):  # registering a playbook is all it takes to offer it
         kind = "test_dashboarded"
 
     try:
-        assert "test_dashboarded" in model_params()["strategy: Tencent"]["values"]
+        assert "test_dashboarded" in ctl.strategy_kinds()
     finally:
         del REGISTRY["test_dashboarded"]
+
+
+def test_only_the_chosen_presets_controls_are_offered():
+    baseline = {c.key for c in ctl.scenario_controls("baseline")}
+    theory = {c.key for c in ctl.scenario_controls("calvano_duopoly")}
+    assert {"alibaba_price_level", "alibaba_capex_plan"} <= baseline
+    assert theory == baseline - {"alibaba_price_level", "alibaba_capex_plan"}  # no Alibaba there
+    inputs = ctl.default_inputs("baseline")
+    assert [k.removeprefix(STRATEGY_KEY) for k in inputs if k.startswith(STRATEGY_KEY)] == BASELINE.provider_names
+    assert Controls.from_inputs(inputs) == Controls()  # the defaults are the preset as shipped
+    # Moving to another preset keeps what applies to both and drops the other providers' settings.
+    edited = {**inputs, "seed": "7", "alibaba_price_level": 1.5, param_key("AWS", "capex"): "1e9"}
+    moved = ctl.for_preset(edited, "calvano_duopoly")
+    assert moved["seed"] == "7" and moved["preset"] == "calvano_duopoly"
+    assert not [k for k in moved if "AWS" in k or "Alibaba" in k or k.startswith("alibaba")]
+    assert f"{STRATEGY_KEY}Firm 1" in moved
+    assert MarketSession(**moved).error is None
+
+
+# --------------------------------------------------------------------------------------------
+# Strategy parameters, pending changes, export
+# --------------------------------------------------------------------------------------------
+def test_strategy_parameters_are_shown_with_their_values_units_and_bounds():
+    shown = {p.name: p for p in ctl.strategy_controls("baseline", "Alibaba")}
+    assert set(shown) >= {"price_cut", "capex_plan", "harvest_quarter", "max_capacity_addition"}
+    assert shown["price_cut"].text == "0.1" and "[0, 1]" in shown["price_cut"].hint
+    assert shown["capex_plan"].text == "3.8e+11" and shown["capex_plan"].unit == "RMB"
+    assert shown["harvest_quarter"].quarter and shown["harvest_quarter"].text == "0"  # 0 = never
+    assert "calendar quarter" in shown["harvest_quarter"].hint
+    assert shown["capex_rule"].choices == ("utilisation", "fixed", "none")
+    # Another kind shows its own parameters, with the preset's values it accepts.
+    cut = {p.name: p for p in ctl.strategy_controls("baseline", "Alibaba", "price_cut")}
+    assert cut["at_quarter"].text == "2026Q1"  # step 2 of a run from 2025Q4, shown as its calendar quarter
+    assert "harvest_quarter" not in cut
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "text", "value"),
+    [
+        ("share_first", "harvest_quarter", "2027Q1", 6),  # a calendar quarter becomes the step (2025Q4 = 1)
+        ("share_first", "harvest_quarter", "6", 6),
+        ("share_first", "price_cut", " 0.25 ", 0.25),
+        ("share_first", "price_ratio", "{ai = 0.9}", {"ai": 0.9}),  # a table per market, as --set reads it
+        ("share_first", "price_ratio", "", None),  # unset
+        ("share_first", "capex_rule", "fixed", "fixed"),
+        ("platform_embedded", "max_capacity_addition", "0.025", 0.025),
+    ],
+)
+def test_typed_parameters_are_read_as_set_values_and_quarters(kind, name, text, value):
+    assert ctl.parse_param(kind, name, text, "2025Q4") == value
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("price_cut", "1.5", "parameter 'price_cut' must be between 0 and 1 (fraction), got 1.5"),
+        ("harvest_quarter", "2025Q1", "harvest_quarter: 2025Q1 is before the scenario's start (2025Q4)"),
+        ("harvest_quarter", "2.5", "parameter 'harvest_quarter' must be a whole number"),
+        ("capex_rule", "sometimes", "parameter 'capex_rule' must be one of utilisation, fixed, none"),
+        ("price_cut", "lots", "parameter 'price_cut' must be a finite number, got 'lots'"),
+        ("no_such", "1", "strategy 'share_first' has no declared parameter 'no_such'"),
+    ],
+)
+def test_bad_parameters_are_refused_in_one_line(name, text, message):
+    with pytest.raises(ScenarioError, match=re.escape(message)):
+        ctl.parse_param("share_first", name, text, "2025Q4")
+    session = MarketSession(**{param_key("Alibaba", name): text})
+    assert session.market is None and message in session.error and "\n" not in session.error
+
+
+def test_typed_parameters_reach_the_strategy_and_unchanged_ones_are_no_change():
+    session = MarketSession(
+        **{param_key("Alibaba", "harvest_quarter"): "2027Q1", param_key("Alibaba", "price_cut"): "0.10"}
+    )
+    strategy = provider(session, "Alibaba").strategy
+    assert (strategy.harvest_quarter, strategy.price_cut) == (6, 0.10)
+    assert session.controls.params == (("Alibaba", "harvest_quarter", 6),)  # 0.10 is the default: no change
+    assert session.controls.settings()["Alibaba harvest_quarter"] == "2027Q1 (step 6)"
+    # GPU supply: every strategy's growth limit, e.g. export controls halving Tencent's 5% a quarter.
+    limited = MarketSession(**{param_key("Tencent", "max_capacity_addition"): "0.025"})
+    assert provider(limited, "Tencent").strategy.max_capacity_addition == 0.025
+    # A new kind keeps the preset's parameters it accepts, then the typed ones.
+    switched = MarketSession(**{"strategy: AWS": "price_cut", param_key("AWS", "at_quarter"): "2026Q4"})
+    assert provider(switched, "AWS").strategy.at_quarter == 5
+
+
+def test_values_written_as_toml_read_back_the_same():
+    for value in (0.1 + 0.2, 1 / 3, 380e9 * 1.5, 1e-300, 12, "share_first", {"ai": {"china": 0.3}, "cloud": 2.0}):
+        assert parse_override(f"x={ctl.toml_value(value)}")[1] == value
+
+
+def test_pending_changes_are_listed_until_reset():
+    session = MarketSession()
+    inputs = ctl.default_inputs()
+    assert app.pending_message(session, inputs) is None
+    message = app.pending_message(session, {**inputs, "seed": "7", param_key("Alibaba", "harvest_quarter"): "2027Q1"})
+    assert "press Reset" in message and "seed: 0 → 7" in message
+    assert "Alibaba harvest_quarter: as in the preset → 2027Q1 (step 6)" in message
+    assert app.pending_message(session, {**inputs, "seed": "x"}).startswith("Pending changes are not valid yet: seed")
+    assert app.pending_message(MarketSession(seed="7"), {**inputs, "seed": "7"}) is None
+
+
+def test_exported_command_reproduces_the_exported_table(tmp_path):
+    inputs = {
+        "enterprises": 800,
+        "seed": "3",
+        "alibaba_price_level": 0.85,
+        "alibaba_capex_plan": "1.5x",
+        "switching_cost": 1.3,
+        f"{STRATEGY_KEY}AWS": "price_cut",
+        param_key("AWS", "cut"): "0.2",
+        param_key("Alibaba", "harvest_quarter"): "2026Q3",
+        param_key("Tencent", "max_capacity_addition"): "0.025",
+    }
+    session = MarketSession(**inputs)
+    for _ in range(4):
+        session.step()
+    assert session.error is None
+    command = session.command()
+    assert "--quarters 4" in command and "harvest_quarter = 4" in command
+    argv = __import__("shlex").split(command)
+    argv[argv.index("--out") + 1] = str(tmp_path / "run")
+    subprocess.run([sys.executable, "-m", "cloudwar.cli", *argv[1:]], check=True, capture_output=True)
+    assert (tmp_path / "run" / "results.csv").read_bytes() == session.results_csv()
+    assert MarketSession().command() is None  # nothing to export before the first quarter
+
+
+def test_a_pinned_run_is_compared_quarter_by_quarter():
+    before = MarketSession(enterprises=800)
+    for _ in range(4):
+        before.step()
+    pinned = before.pin()
+    assert MarketSession().pin() is None
+    after = MarketSession(enterprises=800, **{param_key("Alibaba", "price_cut"): "0.3"})
+    for _ in range(3):
+        after.step()
+    quarter, table = comparison_table(after, pinned)
+    assert quarter == 3  # the last quarter both have run
+    now, then = summary_table(after), summary_table(after, pinned.results_until(3))
+    np.testing.assert_allclose(table["Δ NPV (USD bn)"], now["NPV (USD bn)"] - then["NPV (USD bn)"])
+    np.testing.assert_allclose(table["Δ China AI share"], now["China AI share"] - then["China AI share"])
+    assert table["Δ China AI share"].abs().max() > 0  # a deeper cut moves shares
+    html = comparison_html(after, pinned)
+    assert "Alibaba price_cut: as in the preset → 0.3" in html and "at quarter 3 (2026Q2)" in html
+    # The same model again: every paired difference is zero.
+    again = MarketSession(enterprises=800)
+    for _ in range(4):
+        again.step()
+    assert (comparison_table(again, pinned)[1].filter(like="Δ") == 0).all().all()
+    assert "the same settings" in comparison_html(again, pinned)
+
+
+def test_charts_export_as_one_png_of_every_tile():
+    from PIL import Image
+
+    session = MarketSession(enterprises=800)
+    session.step()
+    sheet = Image.open(io.BytesIO(charts_png(session)))
+    tile = Image.open(io.BytesIO(session.chart_png("margins", CHARTS["margins"])))
+    assert sheet.size == (2 * tile.width, 4 * tile.height)
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,14 +396,16 @@ def test_summary_names_the_quarter_and_the_leaders():
     html = summary_html(session)
     assert f"Quarter 1 of 40 ({BASELINE.start})" in html
     table = summary_table(session)
-    assert list(table.columns) == ["China AI share", "global cloud share", "operating margin", "cum. FCF (USD bn)"]
-    assert table["global cloud share"].sum() == pytest.approx(1.0)
+    assert list(table.columns) == [
+        "China AI share",
+        "rest of world cloud share",
+        "operating margin",
+        "cum. FCF (USD bn)",
+        "NPV (USD bn)",
+    ]
+    assert table["rest of world cloud share"].sum() == pytest.approx(1.0)
     leader = table["China AI share"].idxmax()
     assert f"China AI: {leader} ({table['China AI share'].max():.1%})" in html
-
-
-def test_calendar_quarters():
-    assert [calendar_quarter("2025Q4", q) for q in (1, 2, 5, 6)] == ["2025Q4", "2026Q1", "2026Q4", "2027Q1"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,21 +457,63 @@ def test_page_steps_and_resets_with_new_controls():
     assert errors(rc) == []
 
 
-def test_page_shows_a_bad_combination_and_recovers():
+def shown_value(rc, key: str) -> str:
+    """The value printed beside the slider of control ``key``."""
+    return " ".join(map(str, rc.find(v.Html, class_=f"cloudwar-value cloudwar-value-{key}").widget.children))
+
+
+def stale(rc) -> list[str]:
+    return [" ".join(map(str, w.children)) for w in rc.find(v.Alert).widgets if "cloudwar-stale" in w.class_]
+
+
+def type_into(rc, label: str, text: str) -> None:
+    field = rc.find(v.TextField, label=label).widget
+    field.v_model = text
+    field.fire_event("keyup.enter")
+
+
+def test_page_shows_a_bad_parameter_and_recovers():
     rc = render_page()
-    rc.find(v.Select, label="Scenario preset").widget.v_model = "calvano_duopoly"
-    rc.find(v.Select, label="Alibaba").widget.v_model = "best_response"
+    type_into(rc, "harvest_quarter", "2020Q1")  # Alibaba's (the only provider with this parameter)
+    assert any("before the scenario's start" in m for m in stale(rc))  # pending, and not valid
+    field = rc.find(v.TextField, label="harvest_quarter").widget
+    assert field.error and "before the scenario's start" in " ".join(field.messages)
     button(rc, "Reset").click()
-    (message,) = errors(rc)
-    assert "no provider named 'Alibaba'" in message
+    (message,) = [m for m in errors(rc) if m not in stale(rc)]
+    assert "These controls do not make a valid model: Alibaba strategy: harvest_quarter: 2020Q1" in message
     assert "No model" in summary(rc)
     button(rc, "Step").click()  # nothing to step: stays alive, Step is then disabled
     assert button(rc, "Step").disabled
 
-    rc.find(v.Select, label="Alibaba").widget.v_model = PRESETS_OWN
+    type_into(rc, "harvest_quarter", "2027Q1")
+    assert "step 6 = 2027Q1" in " ".join(rc.find(v.TextField, label="harvest_quarter").widget.messages)
     button(rc, "Reset").click()
     assert errors(rc) == []
-    assert "Quarter 0 of 30" in summary(rc)
+    assert "Changed from the preset: Alibaba harvest_quarter 2027Q1 (step 6)" in summary(rc)
+
+
+def test_page_marks_pending_changes_pins_compares_and_exports():
+    rc = render_page()
+    assert stale(rc) == [] and rc.find(v.Btn, children=["Pin this run"]).widget.disabled
+    button(rc, "Step").click()
+    button(rc, "Step").click()
+    button(rc, "Pin this run").click()
+    assert "Compared with the pinned run" in summary(rc)
+    rc.find(v.Slider, label="Alibaba price level").widget.v_model = 0.6
+    assert any("Alibaba price level: as in the preset → x0.60" in m for m in stale(rc))
+    assert shown_value(rc, "alibaba_price_level") == "x0.60 starting prices"  # the value, without dragging
+    assert shown_value(rc, "enterprises") == "3,000"
+    button(rc, "Reset").click()
+    assert stale(rc) == []
+    button(rc, "Step").click()
+    html = summary(rc)
+    assert "Pinned → this run: Alibaba price level: as in the preset → x0.60" in html
+    assert 'class="cloudwar-table cloudwar-compare"' in html and "at quarter 1 (2025Q4)" in html
+    # Export: the command of the model on screen, and downloads of the table and the charts.
+    card = [w.unsafe_innerHTML for w in rc.find(HTML).widgets if "cloudwar-command" in w.unsafe_innerHTML]
+    assert card and "--quarters 1" in card[0] and "providers.Alibaba.price=" in card[0]
+    button(rc, "Unpin").click()
+    assert "Compared with the pinned run" not in summary(rc)
 
 
 def test_each_page_has_its_own_model():

@@ -4,13 +4,16 @@ The server is started as a user would (the ``cloudwar serve`` command) on a free
 127.0.0.1, with Solara's CDN pointed at a dead address: every front-end asset must come from the
 local cache that ``scripts/dashboard-assets.sh`` fills, as it must on a machine without internet.
 
-Set CLOUDWAR_DASHBOARD_SCREENSHOT=path to also keep the screenshot (docs/dashboard.png is made so).
+Set CLOUDWAR_DASHBOARD_SCREENSHOT=path to also keep the screenshot (docs/dashboard.png is made so),
+and CLOUDWAR_DASHBOARD_COMPARE_SCREENSHOT=path for the comparison of two runs
+(docs/dashboard-compare.png).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -39,6 +42,7 @@ CHROMIUM_ARGS = [
 ]
 CHARTS = ["shares-1", "shares-2", "margins", "network", "prices-1", "prices-2", "utilisation", "cash-flow"]
 TIMEOUT = 60_000  # ms; a quarter takes about a second on a busy two-core machine
+expect.set_options(timeout=TIMEOUT)  # a redraw of eight charts can take several seconds here
 
 
 @pytest.fixture(scope="session")
@@ -122,6 +126,36 @@ def reset(page: Page) -> None:
     page.get_by_role("button", name="Reset", exact=True).click()
 
 
+def stale(page: Page):
+    return page.locator(".cloudwar-stale").first
+
+
+def slider(page: Page, label: str):
+    """The thumb of the slider labelled ``label`` (focus it and use the arrow keys, as a keyboard user would)."""
+    return page.locator(f'.v-input:has(label:text-is("{label}")) [role="slider"]')
+
+
+def open_strategy(page: Page, provider: str) -> None:
+    page.locator(".v-expansion-panel-header", has_text=f"{provider}: ").click()
+
+
+def type_param(page: Page, name: str, text: str) -> None:
+    field = page.get_by_label(name, exact=True)
+    field.fill(text)
+    field.press("Enter")
+
+
+def save_screenshot(page: Page, path: Path, variable: str) -> bytes:
+    """A full-length screenshot of the page (the main area scrolls, so the viewport is made tall)."""
+    size = page.viewport_size
+    page.set_viewport_size({"width": 1600, "height": 2600})
+    shot = page.screenshot(path=path, full_page=True)
+    if os.environ.get(variable):
+        Path(os.environ[variable]).write_bytes(shot)
+    page.set_viewport_size(size)
+    return shot
+
+
 def chart_src(page: Page, name: str) -> str | None:
     return page.locator(f"img.cloudwar-chart-{name}").get_attribute("src")
 
@@ -158,12 +192,8 @@ def test_dashboard_steps_resets_and_reports_bad_controls(page: Page, browser: Br
         other_context.close()
     expect(quarter(page)).to_contain_text("Quarter 3 of 40")
 
-    page.set_viewport_size({"width": 1600, "height": 2400})
-    shot = page.screenshot(path=tmp_path / "dashboard.png", full_page=True)
+    shot = save_screenshot(page, tmp_path / "dashboard.png", "CLOUDWAR_DASHBOARD_SCREENSHOT")
     assert shot.startswith(b"\x89PNG") and len(shot) > 50_000
-    if os.environ.get("CLOUDWAR_DASHBOARD_SCREENSHOT"):
-        Path(os.environ["CLOUDWAR_DASHBOARD_SCREENSHOT"]).write_bytes(shot)
-    page.set_viewport_size({"width": 1600, "height": 1000})
 
     # Controls take effect on Reset.
     seed = page.get_by_label("Random seed", exact=True)
@@ -175,11 +205,14 @@ def test_dashboard_steps_resets_and_reports_bad_controls(page: Page, browser: Br
     expect(page.locator(".cloudwar-summary-body")).to_contain_text("Preset calvano_duopoly, seed 7")
     step(page, "Quarter 1 of 30")
 
-    # A combination the scenario rejects: a message in the page, and the page still works.
-    choose(page, "Alibaba", "best_response")
+    # A bad value: marked pending and invalid, a message in the page on Reset, and the page still works.
+    seed.fill("abc")
+    seed.press("Enter")
+    expect(stale(page)).to_contain_text("Pending changes are not valid yet: seed: expected a whole number")
     reset(page)
-    expect(page.locator(".cloudwar-error")).to_contain_text("has no provider named 'Alibaba'")
-    choose(page, "Alibaba", "preset's")
+    expect(page.locator(".cloudwar-error")).to_contain_text("seed: expected a whole number >= 0, got 'abc'")
+    seed.fill("7")
+    seed.press("Enter")
     reset(page)
     expect(page.locator(".cloudwar-error")).to_have_count(0)
     expect(quarter(page)).to_have_text("Quarter 0 of 30")
@@ -189,3 +222,95 @@ def test_dashboard_steps_resets_and_reports_bad_controls(page: Page, browser: Br
     packages = {re.search(r"/_solara/cdn/((?:@[^/]+/)?[^/@]+@[^/]+)/", url)[1] for url, _ in cdn}
     assert packages <= set(CDN_PACKAGES)
     assert elsewhere == []
+
+
+def test_values_are_visible_changes_are_pending_and_only_the_presets_controls_show(page: Page, dashboard: str):
+    open_dashboard(page, dashboard)
+    expect(page.locator(".cloudwar-value-enterprises")).to_have_text("3,000")  # without dragging
+    expect(page.locator(".cloudwar-value-alibaba_price_level")).to_have_text("x1.00 starting prices")
+    expect(page.locator(".cloudwar-stale")).to_have_count(0)
+    step(page, "Quarter 1 of 40")
+    thumb = slider(page, "Enterprises")
+    thumb.focus()
+    thumb.press("ArrowRight")
+    expect(page.locator(".cloudwar-value-enterprises")).to_have_text("3,500")
+    expect(stale(page)).to_contain_text("enterprises: 3,000 \u2192 3,500")
+    expect(stale(page)).to_contain_text("press Reset to apply")
+    expect(quarter(page)).to_contain_text("Quarter 1 of 40")  # the run shown is the one before the change
+    reset(page)
+    expect(page.locator(".cloudwar-stale")).to_have_count(0)
+    expect(page.locator(".cloudwar-summary-body")).to_contain_text("3,500 enterprises")
+
+    # Another preset: its providers' strategies only, no Alibaba controls.
+    expect(page.locator(".v-expansion-panel-header", has_text="Alibaba: ")).to_have_count(1)
+    choose(page, "Scenario preset", "calvano_duopoly")
+    expect(page.locator(".v-expansion-panel-header", has_text="Firm 1: ")).to_have_count(1)
+    expect(page.locator(".v-expansion-panel-header", has_text="Alibaba: ")).to_have_count(0)
+    expect(page.locator(".cloudwar-value-alibaba_price_level")).to_have_count(0)
+    expect(page.get_by_label("Alibaba capex (x RMB 380bn / 3 years plan)", exact=True)).to_have_count(0)
+    expect(stale(page)).to_contain_text("preset: baseline \u2192 calvano_duopoly")
+    expect(page.get_by_text("Page 0", exact=True)).to_have_count(0)  # no SolaraViz tab or "Time:" noise
+    expect(page.get_by_text(re.compile(r"^Time: "))).to_have_count(0)
+
+
+def test_strategy_parameters_pin_compare_and_log_prices(page: Page, dashboard: str, tmp_path):
+    open_dashboard(page, dashboard)
+    for k in (1, 2, 3, 4):
+        step(page, f"Quarter {k} of 40")
+    expect(page.locator(".cloudwar-chart-text-prices-1")).to_contain_text("China AI: price. y: USD per")
+    expect(page.locator(".cloudwar-chart-text-prices-1")).to_contain_text("log scale. x: 2025Q4 to 2026Q3")
+    expect(page.locator(".cloudwar-chart-text-prices-2")).to_contain_text("linear scale")
+    expect(page.locator(".cloudwar-chart-text-shares-2")).to_contain_text("rest of world cloud: revenue share")
+    page.get_by_role("button", name="Pin this run").click()
+    expect(page.locator(".cloudwar-pinned")).to_contain_text("Pinned: baseline, seed 0, quarter 4")
+    pinned_src = chart_src(page, "shares-1")
+
+    # "Alibaba stops cutting in 2026Q3": its harvest starts then, typed as a calendar quarter.
+    open_strategy(page, "Alibaba")
+    expect(page.get_by_label("price_cut", exact=True)).to_have_value("0.1")  # values shown, not only names
+    type_param(page, "harvest_quarter", "2026Q3")
+    expect(page.locator(".cloudwar-param-alibaba-harvest_quarter")).to_contain_text("step 4 = 2026Q3")
+    expect(stale(page)).to_contain_text("Alibaba harvest_quarter: as in the preset \u2192 2026Q3 (step 4)")
+    reset(page)
+    expect(page.locator(".cloudwar-stale")).to_have_count(0)
+    for k in (1, 2, 3, 4):
+        step(page, f"Quarter {k} of 40")
+    body = page.locator(".cloudwar-summary-body")
+    expect(body).to_contain_text("Pinned \u2192 this run: Alibaba harvest_quarter: as in the preset \u2192 2026Q3")
+    expect(page.locator("table.cloudwar-compare")).to_contain_text("Alibaba")
+    expect(body).to_contain_text("This run minus the pinned run at quarter 4 (2026Q3)")
+    expect(page.locator(".cloudwar-chart-text-shares-1")).to_contain_text("dashed: pinned run")
+    assert chart_src(page, "shares-1") != pinned_src
+    save_screenshot(page, tmp_path / "compare.png", "CLOUDWAR_DASHBOARD_COMPARE_SCREENSHOT")
+
+
+def test_export_downloads_a_table_that_the_shown_command_reproduces(page: Page, dashboard: str, tmp_path):
+    open_dashboard(page, dashboard)
+    expect(page.get_by_text("Step the run first")).to_be_visible()
+    thumb = slider(page, "Alibaba price level")
+    thumb.focus()
+    thumb.press("ArrowLeft")  # x0.95
+    open_strategy(page, "Tencent")
+    type_param(page, "max_capacity_addition", "0.025")  # export controls: GPU supply halved (5% -> 2.5%)
+    reset(page)
+    for k in (1, 2, 3):
+        step(page, f"Quarter {k} of 40")
+
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Table (CSV)").click()
+    table = tmp_path / "dashboard.csv"
+    download.value.save_as(table)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Charts (PNG)").click()
+    figure = tmp_path / "charts.png"
+    download.value.save_as(figure)
+    assert figure.read_bytes().startswith(b"\x89PNG")
+
+    command = page.locator(".cloudwar-command").inner_text()
+    argv = shlex.split(command)
+    assert argv[:2] == ["cloudwar", "run"] and "--quarters" in argv
+    assert any(a.startswith("providers.Tencent.strategy=") and "max_capacity_addition = 0.025" in a for a in argv)
+    argv[argv.index("--out") + 1] = str(tmp_path / "cli")
+    cloudwar = Path(sys.executable).with_name("cloudwar")
+    subprocess.run([str(cloudwar), *argv[1:]], check=True, capture_output=True, timeout=300)
+    assert (tmp_path / "cli" / "results.csv").read_bytes() == table.read_bytes()

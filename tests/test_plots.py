@@ -13,7 +13,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from cloudwar import plots
-from cloudwar.dashboard.charts import CHARTS, draw_cash_flow, draw_margins, draw_shares, draw_utilisation
+from cloudwar.dashboard.charts import CHARTS, draw_cash_flow, draw_margins, draw_prices, draw_shares, draw_utilisation
 from cloudwar.dashboard.session import MarketSession
 from cloudwar.dashboard.summary import summary_html, summary_table
 from cloudwar.model.market import CloudMarket
@@ -62,8 +62,8 @@ def assert_same_series(a, b) -> None:
 @pytest.mark.parametrize(
     ("title", "draw"),
     [
-        ("China AI: revenue share", lambda s: draw_shares(s, 0)),
-        ("global cloud: revenue share", lambda s: draw_shares(s, 1)),
+        ("China AI: revenue share", lambda s: draw_shares(s, index=0)),
+        ("rest of world cloud: revenue share", lambda s: draw_shares(s, index=1)),
         ("operating margin, all products and regions", draw_margins),
         ("cumulative free cash flow", draw_cash_flow),
         ("capacity utilisation, all regions", draw_utilisation),
@@ -140,7 +140,8 @@ def test_colours_are_the_same_in_the_figure_the_charts_and_the_summary_key(sessi
 def test_margin_panel_keeps_the_30_percent_line_in_view_and_a_collapse_off_the_scale(session):
     results = session.results().copy()
     ax = plots.margin_panel(Figure().add_subplot(), results)
-    assert any(np.allclose(line.get_ydata(), 30) for line in ax.get_lines() if line.get_linestyle() == "--")
+    # dotted: dashed lines are a pinned run's
+    assert any(np.allclose(line.get_ydata(), 30) for line in ax.get_lines() if line.get_linestyle() == ":")
     low, high = ax.get_ylim()
     assert low < 30 < high
     # A fringe player's margin collapsing to -5000% must not squash everyone else to a flat line.
@@ -189,3 +190,80 @@ def test_dashboard_summary_is_the_results_summary(session):
     )
     pd.testing.assert_series_equal(table["operating margin"], full["operating margin"])
     pd.testing.assert_series_equal(table["cum. FCF (USD bn)"], full["cum. FCF (USD bn)"])
+
+
+# --------------------------------------------------------------------------------------------
+# Calendar axes, legends, log prices, labels, pinned runs
+# --------------------------------------------------------------------------------------------
+def tick_labels(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_xticklabels()]
+
+
+def test_calendar_ticks_fall_on_quarters_and_first_quarters_of_years():
+    assert plots.calendar_ticks("2025Q4", 1, 3) == ([1, 2, 3], ["2025Q4", "2026Q1", "2026Q2"])
+    ticks, labels = plots.calendar_ticks("2025Q4", 1, 40)  # ten years: a Q1 every two years
+    assert labels == ["2026Q1", "2028Q1", "2030Q1", "2032Q1", "2034Q1"] and ticks[0] == 2
+    assert plots.calendar_ticks("2025Q4", 1, 12)[1] == ["2025Q4", "2026Q2", "2026Q4", "2027Q2", "2027Q4", "2028Q2"]
+
+
+def test_run_figure_and_dashboard_charts_read_in_calendar_quarters(session, tmp_path):
+    results = session.results()
+    assert results.attrs["start"] == "2025Q4"  # tidy_results carries the calendar
+    fig = plots.figure(results)  # as cloudwar run's plot_results draws it
+    for ax in [ax for ax in fig.axes if ax.get_title()]:
+        assert tick_labels(ax) == ["2025Q4", "2026Q1", "2026Q2", "2026Q3"], ax.get_title()
+    for name in ("shares-1", "margins", "prices-1", "cash-flow"):
+        assert tick_labels(CHARTS[name](session, None).axes[0])[-1] == "2026Q3"
+    plain = results.copy()
+    plain.attrs = {}
+    assert tick_labels(plots.figure(plain).axes[0])[0] != "2025Q4"  # no calendar: model steps
+
+
+def test_rest_of_world_is_not_called_global():
+    assert plots.market_label("global", "cloud") == "rest of world cloud"
+    assert plots.market_label("all", "cloud") == "world cloud"
+    assert plots.market_label("china", "ai") == "China AI"
+
+
+def test_every_dashboard_chart_has_its_own_legend(session):
+    for name, draw in CHARTS.items():
+        ax = draw(session, None).axes[0]
+        legend = ax.get_legend()
+        assert legend is not None, name
+        labels = [t.get_text() for t in legend.get_texts()]
+        if name != "network":
+            assert set(series(ax)) <= set(labels), name
+    network = [t.get_text() for t in CHARTS["network"](session, None).axes[0].get_legend().get_texts()]
+    assert network[-2:] == ["none yet", "link (neighbours)"] and "Alibaba" in network
+
+
+def test_prices_that_span_orders_of_magnitude_are_on_a_log_scale(session):
+    china_ai = draw_prices(session, index=0).axes[0]
+    rest_cloud = draw_prices(session, index=1).axes[0]
+    assert china_ai.get_yscale() == "log" and china_ai.get_ylabel().endswith("(log scale)")
+    assert rest_cloud.get_yscale() == "linear"
+    prices = np.concatenate([y for _, y, _ in series(china_ai).values()])
+    assert prices.max() / prices.min() >= plots.LOG_PRICE_SPAN
+    low, high = china_ai.get_ylim()
+    assert low <= prices.min() and high >= prices.max()
+
+
+def test_a_pinned_run_is_drawn_dashed_in_the_same_colours(session):
+    before = MarketSession(enterprises=1000, seed="5")
+    for _ in range(6):
+        before.step()
+    pinned = before.pin()
+    ax = draw_shares(session, pinned, index=0).axes[0]
+    dashed = {line.get_label(): line for line in ax.get_lines() if line.get_linestyle() == "--"}
+    solid = series(ax)
+    wide = metric_table(pinned.results, "revenue_share", "china", "ai")
+    drawn = {p for p in wide if (wide[p] > 0).any()}  # the pinned run's own providers with a share
+    assert dashed.keys() == {f"_{name} (pinned)" for name in drawn} and set(solid) <= drawn
+    colours = plots.provider_colours(session.market.provider_names)
+    for name in drawn:
+        line = dashed[f"_{name} (pinned)"]
+        assert line.get_color() == colours[name]
+        np.testing.assert_allclose(line.get_ydata(), 100 * wide[name].to_numpy())
+    assert tick_labels(ax)[-1] == "2027Q1"  # the axis spans the longer (pinned) run
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[-2:] == [plots.NOW_LABEL, plots.BEFORE_LABEL]

@@ -20,8 +20,15 @@ order, which is the scenario's). :func:`figure` composes the panels into the fig
 ``cloudwar run`` writes (:func:`cloudwar.results.plot_results`); the dashboard draws each of its
 charts through the same panel functions.
 
-This module imports nothing from ``cloudwar`` (it reads the table by its column names), so
-:mod:`cloudwar.results` can call it without an import cycle. No pyplot: figures are plain
+Every panel takes ``start``, the scenario's first calendar quarter (``"2025Q4"``): the x axis then
+reads in calendar quarters (:func:`calendar_axis`; the data stay model steps). :func:`figure`
+takes it from the table's ``attrs["start"]`` (set by :func:`cloudwar.results.tidy_results`) when
+not given. Every panel also takes ``before``, a second tidy table (a pinned run) drawn dashed in
+the same colours, so two runs compare on one chart; :func:`legend` gives a panel its own key.
+
+Besides :mod:`cloudwar.quarters` (calendar labels) this module imports nothing from ``cloudwar``
+(it reads the table by its column names), so :mod:`cloudwar.results` can call it without an
+import cycle. No pyplot: figures are plain
 :class:`~matplotlib.figure.Figure` objects, safe to draw from several threads (the dashboard
 does). matplotlib itself is imported when something is drawn, so importing this module (as
 experiments/_common does, in every worker process) costs nothing.
@@ -35,6 +42,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from cloudwar import quarters
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -47,6 +56,11 @@ AWS_MARGIN = 0.30
 FIGURE_DPI = 110
 LINE_WIDTH = 1.6
 TITLE_SIZE = 11
+#: A price panel switches to a log scale when its highest price is this many times its lowest.
+LOG_PRICE_SPAN = 10.0
+BEFORE_STYLE = "--"  # the pinned run ("before") in a comparison
+BEFORE_LABEL = "dashed: pinned run"
+NOW_LABEL = "solid: this run"
 Colours = Mapping[str, Any]
 
 
@@ -73,9 +87,15 @@ def markets_in(results: pd.DataFrame) -> list[tuple[str, str]]:
     return sorted(markets, key=lambda m: (m[0] == ALL, m[0], m[1]))
 
 
+#: User-facing names of the tidy table's keys. ``global`` is the world outside China in the
+#: scenarios: "rest of world", so that it cannot be read as the whole world (``all``).
+NAMES = {"china": "China", "global": "rest of world", "ai": "AI", ALL: "world"}
+
+
 def market_label(region: str, product: str) -> str:
-    """'China AI', 'global cloud', 'world AI' (region ``all``), other names as in the scenario."""
-    names = {"china": "China", "ai": "AI", ALL: "world"}
+    """'China AI', 'rest of world cloud' (region ``global``), 'world AI' (region ``all``), other names
+    as in the scenario."""
+    names = NAMES
     return " ".join(names.get(part, part) for part in (region, product) if part)
 
 
@@ -83,6 +103,12 @@ def _wide(results: pd.DataFrame, metric: str, region: str = ALL, product: str = 
     """One metric as quarters x providers (as :func:`cloudwar.results.metric_table`)."""
     sel = results[(results.metric == metric) & (results.region == region) & (results["product"] == product)]
     return sel.pivot(index="quarter", columns="provider", values="value")
+
+
+def _wide_or_none(
+    results: pd.DataFrame | None, metric: str, region: str = ALL, product: str = ALL
+) -> pd.DataFrame | None:
+    return None if results is None else _wide(results, metric, region, product)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -94,24 +120,81 @@ def lines(
     colours: Colours,
     scale: float = 1.0,
     only: Iterable[str] | None = None,
+    start: str | None = None,
+    before: pd.DataFrame | None = None,
 ) -> None:
     """One line per provider of ``wide`` (quarters down), in the order and colours of ``colours``.
 
     Values are multiplied by ``scale``. A provider with no finite non-zero value (absent from the
-    market) gets no line; ``only`` restricts the lines further.
+    market) gets no line; ``only`` restricts the lines further. ``before`` (the same metric of a
+    pinned run) is drawn first, dashed and unlabelled, in the same colours. ``start`` (the
+    scenario's first quarter) labels the x axis with calendar quarters.
     """
     from matplotlib.ticker import MaxNLocator
 
     keep = None if only is None else set(only)
-    for name, colour in colours.items():
-        if name not in wide or (keep is not None and name not in keep):
+    steps = set(wide.index)
+    for table, style, labelled in ((before, BEFORE_STYLE, False), (wide, "-", True)):
+        if table is None:
             continue
-        values = scale * wide[name]
-        if (values.abs() > 0).any():  # NaN compares False: all-NaN or all-zero draws nothing
-            ax.plot(wide.index, values, color=colour, label=name, linewidth=LINE_WIDTH)
+        steps |= set(table.index)
+        for name, colour in colours.items():
+            if name not in table or (keep is not None and name not in keep):
+                continue
+            values = scale * table[name]
+            if (values.abs() > 0).any():  # NaN compares False: all-NaN or all-zero draws nothing
+                label = name if labelled else f"_{name} (pinned)"  # "_": left out of legends
+                marker = "o" if len(values) == 1 else None  # one quarter: a line of one point would not show
+                ax.plot(
+                    table.index, values, color=colour, label=label, linewidth=LINE_WIDTH, linestyle=style, marker=marker
+                )
     ax.set_xlabel("quarter")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if start is not None and steps:
+        calendar_axis(ax, start, int(min(steps)), int(max(steps)))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
+
+
+def calendar_ticks(start: str, first: int, last: int, most: int = 6) -> tuple[list[int], list[str]]:
+    """Model steps from ``first`` to ``last`` to tick, at most ``most``, and their calendar labels.
+
+    One tick a quarter, two or, for longer spans, a first quarter (Q1) every 1, 2, 3, 5 or 10 years.
+    """
+    span = last - first + 1
+    for every in (1, 2, 4, 8, 12, 20, 40, 80):
+        if span <= every * most:
+            break
+    offset = 0
+    if every >= 4:  # on the first quarter of a year: 2026Q1, 2028Q1, ...
+        offset = (-(quarters.index(start) + first - 1)) % 4
+    ticks = list(range(first + offset, last + 1, every))
+    return ticks, quarters.labels(start, ticks)
+
+
+def calendar_axis(ax: Axes, start: str, first: int, last: int) -> None:
+    """Label the x axis (model steps ``first`` to ``last``) with calendar quarters: 2026Q1, ..."""
+    ticks, labels = calendar_ticks(start, first, last)
+    ax.set_xticks(ticks, labels)
+    ax.set_xlim(first - 0.3, last + 0.3) if first == last else ax.set_xlim(first, last)
+
+
+def legend(ax: Axes, compared: bool = False, handles: Sequence[Any] | None = None, **kwargs: Any) -> None:
+    """A panel's own key, outside on the right: each provider drawn (and lines such as the 30% line),
+    or the artists ``handles``; with ``compared``, two more entries say which line style is the
+    pinned run and which this run. ``kwargs`` go to :meth:`~matplotlib.axes.Axes.legend`."""
+    from matplotlib.lines import Line2D
+
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    else:
+        handles, labels = list(handles), [h.get_label() for h in handles]
+    if compared:
+        handles += [Line2D([], [], color="0.3", linestyle="-"), Line2D([], [], color="0.3", linestyle=BEFORE_STYLE)]
+        labels += [NOW_LABEL, BEFORE_LABEL]
+    if handles:
+        options = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "fontsize": 7.5, "frameon": False}
+        ax.legend(handles, labels, **{**options, **kwargs})
 
 
 def note(ax: Axes, text: str) -> None:
@@ -133,10 +216,25 @@ def _colours(results: pd.DataFrame, colours: Colours | None) -> Colours:
 # ----------------------------------------------------------------------------------------------
 # Panels
 # ----------------------------------------------------------------------------------------------
-def share_panel(ax: Axes, results: pd.DataFrame, region: str, product: str, colours: Colours | None = None) -> Axes:
+def share_panel(
+    ax: Axes,
+    results: pd.DataFrame,
+    region: str,
+    product: str,
+    colours: Colours | None = None,
+    start: str | None = None,
+    before: pd.DataFrame | None = None,
+) -> Axes:
     """Revenue share of each provider in the (region, product) market, % of the market's revenue."""
     _titled(ax, f"{market_label(region, product)}: revenue share", "share of revenue (%)")
-    lines(ax, _wide(results, "revenue_share", region, product), _colours(results, colours), 100.0)
+    lines(
+        ax,
+        _wide(results, "revenue_share", region, product),
+        _colours(results, colours),
+        100.0,
+        start=start,
+        before=_wide_or_none(before, "revenue_share", region, product),
+    )
     ax.set_ylim(bottom=0)
     return ax
 
@@ -149,28 +247,56 @@ def price_panel(
     unit: str = "unit",
     colours: Colours | None = None,
     only: Iterable[str] | None = None,
+    start: str | None = None,
+    before: pd.DataFrame | None = None,
 ) -> Axes:
     """Price of each provider in the (region, product) market, USD per ``unit`` of the product.
 
     ``only``: the providers present in the region (an absent provider's list price means nothing).
+    Prices that span an order of magnitude (:data:`LOG_PRICE_SPAN`, e.g. China AI: the Chinese
+    providers at USD 0.1-0.5, AWS at USD 2-3) are drawn on a log scale, so none is squashed.
     """
     _titled(ax, f"{market_label(region, product)}: price", f"USD per {unit}")
-    lines(ax, _wide(results, "price", region, product), _colours(results, colours), 1.0, only=only)
-    ax.set_ylim(bottom=0)
+    now, pinned = _wide(results, "price", region, product), _wide_or_none(before, "price", region, product)
+    lines(ax, now, _colours(results, colours), 1.0, only=only, start=start, before=pinned)
+    drawn = [line.get_ydata() for line in ax.get_lines()]
+    values = np.concatenate([np.asarray(y, float) for y in drawn]) if drawn else np.array([])
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size and values.max() >= LOG_PRICE_SPAN * values.min():
+        _log_axis(ax)
+        ax.set_ylabel(f"USD per {unit} (log scale)")
+    else:
+        ax.set_ylim(bottom=0)
     return ax
 
 
+def _log_axis(ax: Axes) -> None:
+    """A log y axis whose tick labels read as plain numbers (0.1, 0.2, 0.5, 1, 2), not powers of ten."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def margin_panel(
-    ax: Axes, results: pd.DataFrame, colours: Colours | None = None, line: float | None = AWS_MARGIN
+    ax: Axes,
+    results: pd.DataFrame,
+    colours: Colours | None = None,
+    line: float | None = AWS_MARGIN,
+    start: str | None = None,
+    before: pd.DataFrame | None = None,
 ) -> Axes:
     """Operating margin of each provider, all products and regions, % of revenue; ``line`` (a fraction)
     is drawn dashed and named (the 30% "AWS model" by default; None for no line)."""
     _titled(ax, "operating margin, all products and regions", "operating income / revenue (%)")
     wide = 100 * _wide(results, "operating_margin")
-    lines(ax, wide, _colours(results, colours))
+    pinned = None if before is None else 100 * _wide(before, "operating_margin")
+    lines(ax, wide, _colours(results, colours), start=start, before=pinned)
     if line is not None:
         label = f"{line:.0%} (AWS model)" if line == AWS_MARGIN else f"{line:.0%}"
-        ax.axhline(100 * line, color="black", linestyle="--", linewidth=1, label=label)
+        ax.axhline(100 * line, color="black", linestyle=":", linewidth=1, label=label)
         ax.annotate(
             label,
             (1.0, 100 * line),
@@ -180,30 +306,46 @@ def margin_panel(
             ha="right",
             fontsize=8,
         )
-    values = wide.to_numpy()[np.isfinite(wide.to_numpy())]
+    both = wide.to_numpy() if pinned is None else np.concatenate([wide.to_numpy().ravel(), pinned.to_numpy().ravel()])
+    values = both[np.isfinite(both)]
     if values.size:  # a collapsing fringe player (margins of -1000%) would squash everyone else's lines
         top = max(values.max(), 100 * (line or 0.0))
         ax.set_ylim(max(values.min() - 5, -100), top + 5)
     return ax
 
 
-def cash_flow_panel(ax: Axes, results: pd.DataFrame, colours: Colours | None = None) -> Axes:
+def cash_flow_panel(
+    ax: Axes,
+    results: pd.DataFrame,
+    colours: Colours | None = None,
+    start: str | None = None,
+    before: pd.DataFrame | None = None,
+) -> Axes:
     """Cumulative free cash flow of each provider: USD bn, or plain USD when every value is below
     USD 0.1bn (the small markets of the theory cases)."""
     wide = _wide(results, "cumulative_free_cash_flow")
-    large = np.nanmax(np.abs(wide.to_numpy()), initial=0.0) >= 1e8
+    pinned = _wide_or_none(before, "cumulative_free_cash_flow")
+    largest = max(np.nanmax(np.abs(w.to_numpy()), initial=0.0) for w in (wide, pinned) if w is not None)
+    large = largest >= 1e8
     _titled(ax, "cumulative free cash flow", "USD bn" if large else "USD")
-    lines(ax, wide, _colours(results, colours), 1e-9 if large else 1.0)
+    lines(ax, wide, _colours(results, colours), 1e-9 if large else 1.0, start=start, before=pinned)
     ax.axhline(0, color="black", linewidth=0.8)
     return ax
 
 
-def utilisation_panel(ax: Axes, results: pd.DataFrame, colours: Colours | None = None) -> Axes:
+def utilisation_panel(
+    ax: Axes,
+    results: pd.DataFrame,
+    colours: Colours | None = None,
+    start: str | None = None,
+    before: pd.DataFrame | None = None,
+) -> Axes:
     """Capacity utilisation of each provider, all regions: served compute / capacity, %."""
     _titled(ax, "capacity utilisation, all regions", "served compute / capacity (%)")
     wide = _wide(results, "capacity_utilisation")
     if wide.notna().any().any():
-        lines(ax, wide, _colours(results, colours), 100.0)
+        pinned = _wide_or_none(before, "capacity_utilisation")
+        lines(ax, wide, _colours(results, colours), 100.0, start=start, before=pinned)
         ax.axhline(100, color="black", linewidth=0.8)
     else:
         note(ax, "capacity is unlimited in this scenario")
@@ -229,12 +371,16 @@ def figure(
     markets: Sequence[tuple[str, str]] | None = None,
     colours: Colours | None = None,
     events: Iterable[tuple[int, str]] = (),
+    start: str | None = None,
 ) -> Figure:
     """Revenue share in every market (``markets``, default :func:`markets_in`), operating margin with
     the 30% line, cumulative free cash flow and capacity utilisation, three panels a row, with one
-    legend of the providers below; ``events`` (step, name) are marked on every panel (:func:`mark_events`)."""
+    legend of the providers below; x axes in calendar quarters from ``start`` (default: the table's
+    ``attrs["start"]``; model steps without one); ``events`` (step, name) are marked on every panel
+    (:func:`mark_events`)."""
     from matplotlib.figure import Figure
 
+    start = results.attrs.get("start") if start is None else start
     markets = markets_in(results) if markets is None else list(markets)
     colours = _colours(results, colours)
     panels = len(markets) + 3
@@ -243,11 +389,11 @@ def figure(
     fig = Figure(figsize=(5.2 * cols, 3.6 * rows))
     flat = list(fig.subplots(rows, cols, squeeze=False).ravel())
     for ax, (region, product) in zip(flat, markets, strict=False):
-        share_panel(ax, results, region, product, colours)
+        share_panel(ax, results, region, product, colours, start=start)
     ax_margin, ax_fcf, ax_util = flat[len(markets) : panels]
-    margin_panel(ax_margin, results, colours)
-    cash_flow_panel(ax_fcf, results, colours)
-    utilisation_panel(ax_util, results, colours)
+    margin_panel(ax_margin, results, colours, start=start)
+    cash_flow_panel(ax_fcf, results, colours, start=start)
+    utilisation_panel(ax_util, results, colours, start=start)
     for ax in flat[panels:]:
         ax.axis("off")
     mark_events(flat[:panels], events)

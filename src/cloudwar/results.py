@@ -231,7 +231,9 @@ def tidy_results(model: CloudMarket) -> pd.DataFrame:
             counts = model.enterprises.count_by_region
             rows.add(q, "ai_adoption", adoption, ALL, "ai", regions)
             rows.add(q, "ai_adoption", np.array([(adoption * counts).sum() / counts.sum()]), ALL, "ai", ALL)
-    return rows.frame()
+    frame = rows.frame()
+    frame.attrs["start"] = model.config.start  # calendar of the quarters, for figures' axes (cloudwar.plots)
+    return frame
 
 
 def metric_table(results: pd.DataFrame, metric: str, region: str = ALL, product: str = ALL) -> pd.DataFrame:

@@ -1,22 +1,42 @@
 """The dashboard's controls: the sidebar's inputs, checked, and turned into scenario overrides.
 
 :class:`Controls` holds one model's settings (see :mod:`cloudwar.dashboard.app` for what each
-control means); :func:`model_params` describes the sidebar in SolaraViz's format. Nothing here
-imports Solara.
+control means), read from the sidebar's inputs, a flat dict (:func:`default_inputs`):
+
+* ``preset``, ``seed``, ``enterprises``, ``alibaba_price_level``, ``alibaba_capex_plan``,
+  ``switching_cost``, ``network_weight``: the scenario controls (:func:`scenario_controls`);
+* ``"strategy: <provider>"``: the provider's strategy kind (``preset's`` keeps the preset's);
+* ``"param: <provider>: <name>"``: one strategy parameter as typed (text), read and checked by
+  :func:`parse_param` against the strategy's declaration (:func:`cloudwar.strategies.param`:
+  bounds, whole numbers, choices), the one place parameters are validated. A parameter whose
+  unit is ``quarter`` also accepts a calendar quarter (``2027Q1``), turned into the model step
+  the strategy takes (:mod:`cloudwar.quarters`).
+
+:meth:`Controls.overrides` turns them into the dotted-key overrides of ``--set``, and
+:meth:`Controls.command` into the ``cloudwar run`` command that runs the same model. Nothing
+here imports Solara.
+
+To add a control (e.g. an events timeline): a field of :class:`Controls`, read in
+:meth:`Controls.from_inputs` (inputs with a prefix of their own, like ``param:``), applied in
+:meth:`Controls.overrides` (so that the exported command carries it too) and named in
+:meth:`Controls.settings` (so that pending changes and comparisons show it).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
+from cloudwar import quarters
 from cloudwar.model.market import CloudMarket
-from cloudwar.scenario import Scenario, ScenarioError, load_scenario, shipped_scenarios
-from cloudwar.strategies import REGISTRY, strategy_class
+from cloudwar.scenario import Scenario, ScenarioError, load_scenario, parse_override, shipped_scenarios
+from cloudwar.strategies import REGISTRY, Param, declared_parameters, strategy_class
 
 DEFAULT_PRESET = "baseline"
 DEFAULT_ENTERPRISES = 3_000  # small enough that a quarter takes a few milliseconds
@@ -26,8 +46,243 @@ PRESETS_OWN = "preset's"  # strategy choice: keep the preset's strategy
 PRESETS_RULE = "preset's rule"  # capex choice: keep the preset's capex rule
 CAPEX_PLAN_MULTIPLES = ("0", "0.5", "1", "1.5", "2", "3")
 STRATEGY_KEY = "strategy: "  # input name prefix: "strategy: Alibaba"
+PARAM_KEY = "param: "  # input name prefix: "param: Alibaba: harvest_quarter"
+QUARTER_UNIT = "quarter"  # a declared parameter in this unit names a model step
+AS_PRESET = "as in the preset"  # a setting that leaves the preset as shipped
 
 
+# --------------------------------------------------------------------------------------------
+# The sidebar's description
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Control:
+    """One scenario control of the sidebar: its input key, label, widget and accepted values.
+
+    ``widget`` is ``select`` (one of ``values``), ``text`` (a whole number typed), ``int`` or
+    ``float`` (a slider from ``lo`` to ``hi`` by ``step``); :meth:`show` is the value as the
+    sidebar prints it beside the control, with its unit.
+    """
+
+    key: str
+    label: str
+    widget: str
+    default: Any
+    values: tuple[str, ...] = ()
+    lo: float = 0.0
+    hi: float = 0.0
+    step: float = 1.0
+    unit: str = ""
+
+    def show(self, value: Any) -> str:
+        """The value as the sidebar shows it: ``3,000 enterprises``, ``x1.00 starting prices``."""
+        if self.widget == "int":
+            return f"{int(value):,} {self.unit}".strip()
+        if self.widget == "float":
+            return f"x{float(value):.2f} {self.unit}".strip()
+        return str(value)
+
+
+def scenario_controls(preset: str = DEFAULT_PRESET) -> list[Control]:
+    """The scenario controls that apply to ``preset``: Alibaba's only when the preset has Alibaba."""
+    controls = [
+        Control("preset", "Scenario preset", "select", DEFAULT_PRESET, values=tuple(shipped_scenarios())),
+        Control("seed", "Random seed", "text", "0", unit="whole number >= 0"),
+        Control("enterprises", "Enterprises", "int", DEFAULT_ENTERPRISES, lo=500, hi=20_000, step=500, unit=""),
+    ]
+    if "Alibaba" in preset_scenario(preset).provider_names:
+        controls += [
+            Control(
+                "alibaba_price_level",
+                "Alibaba price level",
+                "float",
+                1.0,
+                lo=0.2,
+                hi=2.0,
+                step=0.05,
+                unit="starting prices",
+            ),
+            Control(
+                "alibaba_capex_plan",
+                "Alibaba capex (x RMB 380bn / 3 years plan)",
+                "select",
+                PRESETS_RULE,
+                values=(PRESETS_RULE, *(f"{m}x" for m in CAPEX_PLAN_MULTIPLES)),
+            ),
+        ]
+    controls += [
+        Control("switching_cost", "Switching cost", "float", 1.0, lo=0.0, hi=4.0, step=0.1, unit="preset's"),
+        Control("network_weight", "Network effect", "float", 1.0, lo=0.0, hi=4.0, step=0.1, unit="preset's"),
+    ]
+    return controls
+
+
+def default_inputs(preset: str = DEFAULT_PRESET) -> dict[str, Any]:
+    """The sidebar's inputs at their defaults for ``preset``: the preset exactly as shipped."""
+    inputs: dict[str, Any] = {c.key: c.default for c in scenario_controls(preset)}
+    inputs["preset"] = preset
+    for name in preset_scenario(preset).provider_names:
+        inputs[f"{STRATEGY_KEY}{name}"] = PRESETS_OWN
+    return inputs
+
+
+def for_preset(inputs: Mapping[str, Any], preset: str) -> dict[str, Any]:
+    """``inputs`` moved to another preset: the settings that apply to both kept, the rest at
+    ``preset``'s defaults (another preset's providers' strategies and parameters dropped)."""
+    out = default_inputs(preset)
+    names = set(preset_scenario(preset).provider_names)
+    for key, value in inputs.items():
+        provider = input_provider(key)
+        if key == "preset" or (provider is None and key not in out) or (provider is not None and provider not in names):
+            continue
+        out[key] = value
+    return out
+
+
+def input_provider(key: str) -> str | None:
+    """The provider a strategy or parameter input belongs to ('strategy: AWS' -> 'AWS'); None for others."""
+    if key.startswith(STRATEGY_KEY):
+        return key[len(STRATEGY_KEY) :]
+    if key.startswith(PARAM_KEY):
+        return key[len(PARAM_KEY) :].rpartition(": ")[0]
+    return None
+
+
+def param_key(provider: str, name: str) -> str:
+    """The input key of one strategy parameter: ``param: Alibaba: harvest_quarter``."""
+    return f"{PARAM_KEY}{provider}: {name}"
+
+
+@dataclass(frozen=True)
+class ParamControl:
+    """One strategy parameter in the sidebar: its value as text (a calendar quarter for a quarter),
+    unit, accepted values and meaning (from the strategy's :func:`~cloudwar.strategies.param`)."""
+
+    provider: str
+    name: str
+    text: str
+    unit: str
+    accepts: str
+    doc: str
+    choices: tuple[str, ...] | None
+    quarter: bool
+
+    @property
+    def key(self) -> str:
+        return param_key(self.provider, self.name)
+
+    @property
+    def hint(self) -> str:
+        """What the field accepts, in which unit, and what it means: ``fraction, [0, 1]; cut below ...``."""
+        if self.quarter:
+            return f"calendar quarter (e.g. 2027Q1) or model step, {self.accepts}; {self.doc}"
+        unit = f"{self.unit}, " if self.unit and self.unit != "name" else ""
+        return f"{unit}{self.accepts}; {self.doc}"
+
+
+def strategy_controls(preset: str, provider: str, kind: str = PRESETS_OWN) -> list[ParamControl]:
+    """Every declared parameter of ``provider``'s strategy (the preset's, or ``kind``), with the
+    value it has: the preset's where it sets one (and the kind accepts it), else the default."""
+    config = preset_scenario(preset)
+    spec = _provider_spec(config, provider, f"{provider} strategy")
+    cls = strategy_class(spec.strategy.kind if kind == PRESETS_OWN else kind)
+    values = effective_params(config, provider, kind)
+    out = []
+    for name, declared in declared_parameters(cls).items():
+        quarter = declared.unit == QUARTER_UNIT
+        out.append(
+            ParamControl(
+                provider,
+                name,
+                show_value(values[name], config.start if quarter else None),
+                declared.unit,
+                declared.accepts,
+                declared.doc,
+                declared.choices,
+                quarter,
+            )
+        )
+    return out
+
+
+def effective_params(config: Scenario, provider: str, kind: str = PRESETS_OWN) -> dict[str, Any]:
+    """The parameters ``provider``'s strategy is built with: the class defaults, then the preset's
+    parameters (with another ``kind``: those that kind accepts)."""
+    spec = _provider_spec(config, provider, f"{provider} strategy")
+    cls = strategy_class(spec.strategy.kind if kind == PRESETS_OWN else kind)
+    fields = {f.name: f.default for f in dataclasses.fields(cls) if f.init}
+    return {**fields, **{k: v for k, v in spec.strategy.params.items() if k in fields}}
+
+
+# --------------------------------------------------------------------------------------------
+# Parameter values: read, checked, shown
+# --------------------------------------------------------------------------------------------
+def parse_param(kind: str, name: str, text: Any, start: str) -> Any:
+    """The value of strategy ``kind``'s parameter ``name`` typed as ``text``, checked against its
+    declaration; ScenarioError naming it otherwise.
+
+    Text is read as a ``--set`` value is (a TOML value: ``0.3``, ``12``, ``{ai = 0.9}``, or a bare
+    word). A parameter in quarters also accepts a calendar quarter (``2027Q1``), returned as the
+    model step it names (1 = ``start``). Empty text is "unset" for a parameter that may be unset.
+    """
+    declared = declared_parameters(strategy_class(kind)).get(name)
+    if declared is None:
+        raise ScenarioError(f"strategy '{kind}' has no declared parameter '{name}'")
+    text = str(text).strip()
+    if not text and declared.optional:
+        return None
+    if declared.choices is not None or declared.text:
+        value: Any = text.strip("\"'")
+    elif declared.unit == QUARTER_UNIT and quarters.is_label(text):
+        value = quarters.step(start, text, name)
+    else:
+        value = parse_override(f"{name}={text}")[1] if text else text
+    declared.check(name, value)
+    return value
+
+
+def show_value(value: Any, start: str | None = None) -> str:
+    """A parameter value as the sidebar's text field shows it (and :func:`parse_param` reads back):
+    a quarter (``start`` given) as its calendar label (0 = never stays 0), unset as empty text."""
+    if value is None:
+        return ""
+    if start is not None and isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return quarters.label(start, value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and float(f"{value:g}") == value:
+        return f"{value:g}"  # 3e+08, not 300000000.0: the same number, easier to read
+    return toml_value(value)
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def toml_value(value: Any) -> str:
+    """``value`` as a TOML value that reads back to the same value: floats to the last bit
+    (``repr``), text quoted, tables inline (``{kind = "share_first", capex_plan = 7.6e+11}``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, Mapping):
+        items = (f"{k if _BARE_KEY.fullmatch(k) else toml_value(k)} = {toml_value(v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise ScenarioError(f"cannot write {value!r} as a TOML value")
+
+
+# --------------------------------------------------------------------------------------------
+# Controls
+# --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Controls:
     """The dashboard's settings for one model (see :mod:`cloudwar.dashboard.app` for their meaning)."""
@@ -40,17 +295,25 @@ class Controls:
     switching_cost: float = 1.0
     network_weight: float = 1.0
     strategies: tuple[tuple[str, str], ...] = ()  # (provider, strategy kind) replacing the preset's
+    params: tuple[tuple[str, str, Any], ...] = ()  # (provider, parameter, value) differing from the preset's
 
     @classmethod
     def from_inputs(cls, inputs: Mapping[str, Any]) -> Controls:
-        """Controls from the sidebar's values (text from text boxes, choices as shown); ScenarioError if bad."""
+        """Controls from the sidebar's values (text from text boxes, choices as shown); ScenarioError if bad.
+
+        A parameter typed with the value it has anyway (the preset's or the default) is no change.
+        """
         values: dict[str, Any] = {}
         strategies = []
-        simple = {f.name for f in dataclasses.fields(cls)} - {"strategies"}
+        typed: list[tuple[str, str, Any]] = []
+        simple = {f.name for f in dataclasses.fields(cls)} - {"strategies", "params"}
         for key, value in inputs.items():
             if key.startswith(STRATEGY_KEY):
                 if value != PRESETS_OWN:
                     strategies.append((key[len(STRATEGY_KEY) :], str(value)))
+            elif key.startswith(PARAM_KEY) and ": " in key[len(PARAM_KEY) :]:
+                provider, _, name = key[len(PARAM_KEY) :].rpartition(": ")
+                typed.append((provider, name, value))
             elif key in simple:
                 values[key] = value
             else:
@@ -67,37 +330,54 @@ class Controls:
         for key in ("alibaba_price_level", "switching_cost", "network_weight"):
             if key in values:
                 values[key] = _number(key.replace("_", " "), values[key], 0.0)
-        return cls(**values, strategies=tuple(strategies))
+        params = []
+        if typed:
+            config = preset_scenario(values.get("preset", DEFAULT_PRESET))
+            kinds = dict(strategies)
+            for provider, name, text in typed:
+                spec = _provider_spec(config, provider, f"{provider} {name}")
+                kind = kinds.get(provider, spec.strategy.kind)
+                try:
+                    value = parse_param(kind, name, text, config.start)
+                except ScenarioError as err:
+                    raise ScenarioError(f"{provider} strategy: {err}") from None
+                if not _same(value, effective_params(config, provider, kinds.get(provider, PRESETS_OWN)).get(name)):
+                    params.append((provider, name, value))
+        return cls(**values, strategies=tuple(strategies), params=tuple(params))
 
     def overrides(self, base: Scenario) -> dict[str, Any]:
         """Dotted-key scenario overrides that turn the preset ``base`` into these controls' model."""
         out: dict[str, Any] = {"enterprises": self.enterprises}
-        specs = {p.name: p for p in base.providers}
 
         def provider(name: str, control: str):
-            if name not in specs:
-                raise ScenarioError(
-                    f"{control}: preset '{self.preset}' has no provider named '{name}' "
-                    f"(it has: {', '.join(specs)}); leave it at its default for this preset"
-                )
-            return specs[name]
+            return _provider_spec(base, name, control, self.preset)
 
         strategy_tables: dict[str, dict[str, Any]] = {}
+
+        def table(name: str, control: str) -> dict[str, Any]:
+            spec = provider(name, control)
+            return strategy_tables.setdefault(name, {"kind": spec.strategy.kind, **spec.strategy.params})
+
         for name, kind in self.strategies:
             spec = provider(name, f"{name} strategy")
             accepted = {f.name for f in dataclasses.fields(strategy_class(kind))}
             kept = {k: v for k, v in spec.strategy.params.items() if k in accepted}
             strategy_tables[name] = {"kind": kind, **kept}
         if self.alibaba_capex_plan is not None:
-            spec = provider("Alibaba", "Alibaba capex plan")
-            table = strategy_tables.setdefault("Alibaba", {"kind": spec.strategy.kind, **spec.strategy.params})
-            if "capex_plan" in {f.name for f in dataclasses.fields(strategy_class(table["kind"]))}:
-                table["capex_plan"] = self.alibaba_capex_plan * CAPEX_PLAN_RMB  # a playbook with a committed plan
+            plan = table("Alibaba", "Alibaba capex plan")
+            if "capex_plan" in {f.name for f in dataclasses.fields(strategy_class(plan["kind"]))}:
+                plan["capex_plan"] = self.alibaba_capex_plan * CAPEX_PLAN_RMB  # a playbook with a committed plan
             else:
-                table["capex_rule"] = "fixed"
-                table["capex"] = self.alibaba_capex_plan * CAPEX_PLAN_RMB / CAPEX_PLAN_QUARTERS / base.rmb_per_usd
-        for name, table in strategy_tables.items():
-            out[f"providers.{name}.strategy"] = table
+                plan["capex_rule"] = "fixed"
+                plan["capex"] = self.alibaba_capex_plan * CAPEX_PLAN_RMB / CAPEX_PLAN_QUARTERS / base.rmb_per_usd
+        for name, parameter, value in self.params:  # last: a typed parameter wins over the capex control
+            edited = table(name, f"{name} {parameter}")
+            if value is None:
+                edited.pop(parameter, None)  # unset: TOML has no null, the parameter is left out
+            else:
+                edited[parameter] = value
+        for name, strategy in strategy_tables.items():
+            out[f"providers.{name}.strategy"] = strategy
         if self.alibaba_price_level != 1.0:
             spec = provider("Alibaba", "Alibaba price level")
             out["providers.Alibaba.price"] = {
@@ -111,7 +391,86 @@ class Controls:
 
     def build(self) -> CloudMarket:
         """The model these controls describe (ScenarioError with a one-line message if they are bad)."""
-        return CloudMarket(self.preset, rng=self.seed, overrides=self.overrides(load_scenario(self.preset)))
+        return CloudMarket(self.preset, rng=self.seed, overrides=self.overrides(preset_scenario(self.preset)))
+
+    def set_list(self) -> list[str]:
+        """The ``--set KEY=VALUE`` arguments of :meth:`overrides`, each value written as TOML."""
+        return [f"{key}={toml_value(value)}" for key, value in self.overrides(preset_scenario(self.preset)).items()]
+
+    def command(self, quarters: int | None = None, out: str = "cloudwar-run") -> str:
+        """The ``cloudwar run`` command (shell-quoted) that runs this model: the same seed, the same
+        numbers. ``quarters``: stop after that many (the dashboard's current quarter)."""
+        argv = ["cloudwar", "run", "--scenario", self.preset, "--seed", str(self.seed)]
+        if quarters is not None:
+            argv += ["--quarters", str(quarters)]
+        for item in self.set_list():
+            argv += ["--set", item]
+        argv += ["--out", out]
+        return shlex.join(argv)
+
+    def settings(self) -> dict[str, str]:
+        """The settings by name, as text (``'Alibaba harvest_quarter': '2027Q1 (step 6)'``): preset,
+        seed and enterprises, then those that change the preset. What pending changes and the
+        comparison with a pinned run list."""
+        start = preset_scenario(self.preset).start
+        out = {"preset": self.preset, "seed": str(self.seed), "enterprises": f"{self.enterprises:,}"}
+        # The others only where they change the preset (absent: AS_PRESET).
+        if self.alibaba_price_level != 1.0:
+            out["Alibaba price level"] = f"x{self.alibaba_price_level:.2f}"
+        if self.alibaba_capex_plan is not None:
+            out["Alibaba capex"] = f"{self.alibaba_capex_plan:g}x plan"
+        if self.switching_cost != 1.0:
+            out["switching cost"] = f"x{self.switching_cost:.2f}"
+        if self.network_weight != 1.0:
+            out["network effect"] = f"x{self.network_weight:.2f}"
+        out.update({f"{name} strategy": kind for name, kind in self.strategies})
+        for name, parameter, value in self.params:
+            quarter = _is_quarter(self, name, parameter)
+            text = show_value(value, start if quarter else None) or "unset"
+            out[f"{name} {parameter}"] = f"{text} (step {value})" if quarter and text != str(value) else text
+        return out
+
+
+def changes(before: Controls, after: Controls) -> list[str]:
+    """What differs from ``before`` to ``after``, one item a setting: ``seed: 0 → 7``."""
+    a, b = before.settings(), after.settings()
+    keys = [*a, *(k for k in b if k not in a)]
+    return [f"{k}: {a.get(k, AS_PRESET)} → {b.get(k, AS_PRESET)}" for k in keys if a.get(k) != b.get(k)]
+
+
+def _is_quarter(controls: Controls, provider: str, parameter: str) -> bool:
+    spec = _provider_spec(preset_scenario(controls.preset), provider, provider)
+    kind = dict(controls.strategies).get(provider, spec.strategy.kind)
+    declared: Param | None = declared_parameters(strategy_class(kind)).get(parameter)
+    return declared is not None and declared.unit == QUARTER_UNIT
+
+
+def _same(a: Any, b: Any) -> bool:
+    """The same parameter value: equal, and of one type, except that 1 and 1.0 are the same number."""
+    numbers = all(isinstance(x, int | float) and not isinstance(x, bool) for x in (a, b))
+    return a == b and (numbers or type(a) is type(b))
+
+
+@functools.lru_cache(maxsize=16)
+def preset_scenario(preset: str) -> Scenario:
+    """The shipped scenario ``preset``, loaded once (ScenarioError naming it if unknown)."""
+    return load_scenario(preset)
+
+
+def preset_kind(preset: str, provider: str) -> str:
+    """The strategy kind ``provider`` plays in the shipped scenario ``preset``."""
+    config = preset_scenario(preset)
+    return _provider_spec(config, provider, f"{provider} strategy").strategy.kind
+
+
+def _provider_spec(base: Scenario, name: str, control: str, preset: str | None = None):
+    specs = {p.name: p for p in base.providers}
+    if name not in specs:
+        raise ScenarioError(
+            f"{control}: preset '{preset or base.name}' has no provider named '{name}' "
+            f"(it has: {', '.join(specs)}); leave it at its default for this preset"
+        )
+    return specs[name]
 
 
 def _whole_number(name: str, value: Any, lo: int) -> int:
@@ -132,7 +491,7 @@ def _number(name: str, value: Any, lo: float) -> float:
         number = float(value)
     except (TypeError, ValueError):
         raise ScenarioError(f"{name}: expected a number >= {lo:g}, got {value!r}") from None
-    if not np.isfinite(number) or number < lo:
+    if not math.isfinite(number) or number < lo:
         raise ScenarioError(f"{name}: expected a number >= {lo:g}, got {value!r}")
     return number
 
@@ -144,59 +503,6 @@ def _scale_per_region(entry: dict[str, float], factor: float) -> float | dict[st
     return {region: value * factor for region, value in entry.items()}
 
 
-def model_params(preset: str = DEFAULT_PRESET) -> dict[str, dict[str, Any]]:
-    """The sidebar's controls in SolaraViz's format; one strategy choice per provider of ``preset``."""
-    kinds = [PRESETS_OWN, *sorted(REGISTRY)]
-    params: dict[str, dict[str, Any]] = {
-        "preset": {"type": "Select", "value": preset, "values": list(shipped_scenarios()), "label": "Scenario preset"},
-        "seed": {"type": "InputText", "value": "0", "label": "Random seed"},
-        "enterprises": {
-            "type": "SliderInt",
-            "value": DEFAULT_ENTERPRISES,
-            "min": 500,
-            "max": 20_000,
-            "step": 500,
-            "label": "Enterprises",
-        },
-        "alibaba_price_level": {
-            "type": "SliderFloat",
-            "value": 1.0,
-            "min": 0.2,
-            "max": 2.0,
-            "step": 0.05,
-            "label": "Alibaba price level (x starting prices)",
-        },
-        "alibaba_capex_plan": {
-            "type": "Select",
-            "value": PRESETS_RULE,
-            "values": [PRESETS_RULE, *(f"{m}x" for m in CAPEX_PLAN_MULTIPLES)],
-            "label": "Alibaba capex (x RMB 380bn / 3 years plan)",
-        },
-        "switching_cost": {
-            "type": "SliderFloat",
-            "value": 1.0,
-            "min": 0.0,
-            "max": 4.0,
-            "step": 0.1,
-            "label": "Switching cost (x preset's)",
-        },
-        "network_weight": {
-            "type": "SliderFloat",
-            "value": 1.0,
-            "min": 0.0,
-            "max": 4.0,
-            "step": 0.1,
-            "label": "Network effect (x preset's)",
-        },
-    }
-    # One strategy choice per provider of every shipped preset (SolaraViz's controls are fixed once
-    # the page is built): the chosen preset's providers first, others labelled with their presets.
-    owners: dict[str, list[str]] = {name: [preset] for name in load_scenario(preset).provider_names}
-    for other in shipped_scenarios():
-        if other != preset:
-            for name in load_scenario(other).provider_names:
-                owners.setdefault(name, []).append(other)
-    for name, presets in owners.items():
-        label = name if preset in presets else f"{name} ({', '.join(presets)} only)"
-        params[f"{STRATEGY_KEY}{name}"] = {"type": "Select", "value": PRESETS_OWN, "values": kinds, "label": label}
-    return params
+def strategy_kinds() -> list[str]:
+    """The strategy choices of every provider: the preset's, then every registered kind."""
+    return [PRESETS_OWN, *sorted(REGISTRY)]

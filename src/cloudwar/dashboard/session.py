@@ -3,7 +3,10 @@
 One per browser session. It builds a :class:`~cloudwar.model.market.CloudMarket` from the
 :class:`~cloudwar.dashboard.controls.Controls`, steps it a quarter at a time, keeps the tidy
 results and the chart PNGs of the last completed quarter, and turns every error into a one-line
-message for the page. Nothing here imports Solara.
+message for the page. :meth:`MarketSession.pin` keeps a run as a :class:`PinnedRun` to compare
+the next runs with; :meth:`MarketSession.results_csv` and :meth:`MarketSession.command` export
+the run (the table, and the ``cloudwar run`` command that reproduces it). Nothing here imports
+Solara.
 """
 
 from __future__ import annotations
@@ -31,6 +34,21 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 NETWORK_SAMPLE = 300  # enterprises drawn in the network view
+CHART_DPI = 90  # the charts' PNGs: a half-width tile at about 540 x 330 pixels
+
+
+@dataclass(frozen=True)
+class PinnedRun:
+    """A run kept for comparison ("before"): its controls, tidy results and last completed quarter."""
+
+    controls: Controls
+    results: pd.DataFrame
+    quarter: int
+    start: str  #: the scenario's first calendar quarter
+
+    def results_until(self, quarter: int) -> pd.DataFrame:
+        """The pinned results up to ``quarter`` (to compare with a run that has got that far)."""
+        return self.results[self.results.quarter <= quarter]
 
 
 @dataclass
@@ -41,6 +59,25 @@ class NetworkView:
     positions: np.ndarray
     segments: np.ndarray
     links_in_sample: int
+
+
+def describe_figure(figure: Figure) -> str:
+    """A drawn chart in words: 'China AI: price. y: USD per million input tokens, log scale.
+    x: 2025Q4 to 2026Q2. key: Alibaba, Tencent, ...' (one sentence per axes)."""
+    out = []
+    for ax in figure.axes:
+        ticks = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+        legend = ax.get_legend()
+        key = [t.get_text() for t in legend.get_texts()] if legend is not None else []
+        parts = [ax.get_title().replace("\n", " ")]
+        if ax.get_ylabel():
+            parts.append(f"y: {ax.get_ylabel()}, {ax.get_yscale()} scale".replace(" (log scale)", ""))
+        if ticks and ax.axison:
+            parts.append(f"x: {ticks[0]} to {ticks[-1]}")
+        if key:
+            parts.append("key: " + ", ".join(key))
+        out.append(". ".join(parts) + ".")
+    return " ".join(out)
 
 
 def snowball_sample(network: Any, n: int, size: int, rng: np.random.Generator, seeds: int = 6) -> np.ndarray:
@@ -78,12 +115,14 @@ class MarketSession(mesa.Model):
 
     def __init__(self, *, scenario: Any = None, **inputs: Any):
         super().__init__(scenario=scenario)
+        self.inputs = dict(inputs)  #: the sidebar's values this model was built from
         self.controls: Controls | None = None
         self.market: CloudMarket | None = None
         self.error: str | None = None
         self._lock = threading.Lock()
         self._results: tuple[int, pd.DataFrame] | None = None
-        self._charts: dict[tuple[str, int, str | None], bytes] = {}
+        self._charts: dict[tuple[Any, ...], bytes] = {}
+        self._texts: dict[tuple[Any, ...], str] = {}
         try:
             self.controls = Controls.from_inputs(inputs)
             self.market = self.controls.build()
@@ -130,19 +169,48 @@ class MarketSession(mesa.Model):
                 self._results = (self.quarter, self.market.results())
             return self._results[1]
 
-    def chart_png(self, name: str, draw: Callable[[MarketSession], Figure]) -> bytes:
-        """PNG of chart ``name`` for the current quarter, drawn once per quarter."""
-        key = (name, self.quarter, self.error)
+    def chart_png(
+        self, name: str, draw: Callable[[MarketSession, PinnedRun | None], Figure], pinned: PinnedRun | None = None
+    ) -> bytes:
+        """PNG of chart ``name`` for the current quarter (with ``pinned`` drawn dashed), drawn once per
+        quarter and pinned run."""
+        key = (name, self.quarter, self.error, id(pinned) if pinned is not None else None)
         with self._lock:
             cached = self._charts.get(key)
         if cached is not None:
             return cached
         buffer = io.BytesIO()
-        draw(self).savefig(buffer, format="png", dpi=90)
+        figure = draw(self, pinned)
+        figure.savefig(buffer, format="png", dpi=CHART_DPI)
         with self._lock:
             self._charts = {k: v for k, v in self._charts.items() if k[1:] == key[1:]}
+            self._texts = {k: v for k, v in self._texts.items() if k[1:] == key[1:]}
             self._charts[key] = buffer.getvalue()
+            self._texts[key] = describe_figure(figure)
         return self._charts[key]
+
+    def chart_text(self, name: str, pinned: PinnedRun | None = None) -> str:
+        """What chart ``name`` (as last drawn by :meth:`chart_png`) shows, in words: title, axes, legend."""
+        key = (name, self.quarter, self.error, id(pinned) if pinned is not None else None)
+        with self._lock:
+            return self._texts.get(key, "")
+
+    def pin(self) -> PinnedRun | None:
+        """This run as it stands, to compare the next runs with; None before the first quarter."""
+        if self.market is None or self.controls is None or self.quarter == 0:
+            return None
+        return PinnedRun(self.controls, self.results(), self.quarter, self.market.config.start)
+
+    def results_csv(self) -> bytes:
+        """The tidy results so far as CSV, byte for byte what ``cloudwar run --out`` writes to results.csv."""
+        return self.results().to_csv(index=False).encode()
+
+    def command(self) -> str | None:
+        """The ``cloudwar run`` command that reproduces :meth:`results_csv` (same seed, same numbers):
+        the controls as ``--set`` overrides, stopping at the current quarter. None before quarter 1."""
+        if self.market is None or self.controls is None or self.quarter == 0:
+            return None
+        return self.controls.command(self.quarter if self.quarter < self.market.config.quarters else None)
 
     @cached_property
     def network_view(self) -> NetworkView:
