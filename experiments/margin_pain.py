@@ -53,6 +53,11 @@ from _common import (
     terminal_value,
 )
 
+from cloudwar.plots import calendar_axis
+from cloudwar.scenario import load_scenario
+
+START = load_scenario("baseline").start  # figures' calendar axes: quarter 1 is the baseline's start
+
 FOCUS = "Alibaba"
 ARMS = {
     "share_first": {},
@@ -212,7 +217,8 @@ def plot_trajectories(table: pd.DataFrame, path: Path, world: str = "baseline") 
         if metric == "operating_margin":
             ax.axhline(30, color="black", ls="--", lw=1, label="30% (the AWS model)")
         ax.set_title(title)
-        ax.set_xlabel("quarter (1 = 2025Q4)")
+        calendar_axis(ax, START, int(min(wide.columns)), int(max(wide.columns)))
+        ax.set_xlabel("calendar quarter")
         ax.set_ylabel(ylabel)
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(f"Alibaba's playbooks, {world} world: median and 10-90% band across seeds", fontsize=11)

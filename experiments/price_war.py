@@ -43,6 +43,12 @@ from _common import (
     series,
 )
 
+from cloudwar import quarters
+from cloudwar.plots import calendar_axis
+from cloudwar.scenario import load_scenario
+
+START = load_scenario("baseline").start  # figures' calendar axes: quarter 1 is the baseline's start
+
 QUICK = {"seeds": 3, "enterprises": 2000, "quarters": 8}
 ARMS = ("no_cut", "cut", "cut_rivals_match")
 COLORS = {"no_cut": "tab:gray", "cut": "tab:red", "cut_rivals_match": "tab:purple"}
@@ -182,7 +188,8 @@ def plot(table: pd.DataFrame, args, rivals: list[str], path: Path) -> None:
     axes[1, 1].set_ylabel("USD bn per quarter")
     for ax in axes.ravel():
         ax.axvline(args.at_quarter, color="black", lw=0.8, ls="--")
-        ax.set_xlabel("quarter (1 = 2025Q4); dashed: the cut")
+        calendar_axis(ax, START, 1, int(table.quarter.max()))
+        ax.set_xlabel(f"calendar quarter; dashed: the cut ({quarters.label(START, args.at_quarter)})")
     fig.suptitle(
         f"{args.cutter} cuts {product.upper()} prices by {100 * args.cut:.0f}% in quarter {args.at_quarter}: "
         f"medians over {args.seeds} seeds",
