@@ -74,6 +74,26 @@ def fill_run_defaults(args: argparse.Namespace, quick: dict[str, Any], full: dic
         args.workers = 1 if args.quick else 2
 
 
+def parse_run_args(
+    script: str, doc: str, name: str, seeds: int, quick: dict[str, Any], argv: Sequence[str] | None
+) -> argparse.Namespace:
+    """The options of a multi-seed experiment with no options of its own, filled and checked."""
+    parser = Parser(prog=script, description=doc.split("\n\n")[0])
+    add_run_options(parser, name, seeds=seeds, quarters="the scenario's 40")
+    args = parser.parse_args(argv)
+    fill_run_defaults(args, quick, {"seeds": seeds, "enterprises": 10_000, "quarters": None})
+    check_out(args.out)
+    return args
+
+
+def fixed_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The scenario values every run of an experiment shares: its size and, if given, its length."""
+    fixed: dict[str, Any] = {"enterprises": args.enterprises}
+    if args.quarters is not None:
+        fixed["quarters"] = args.quarters
+    return fixed
+
+
 def command_line(script: str, argv: Sequence[str] | None) -> str:
     """The command that reproduces this run, for the summary."""
     import shlex
@@ -164,7 +184,7 @@ def run_arms(
         first = failed.iloc[0]
         raise SweepError(f"{len(failed)} runs ended with an error, e.g. run {first['run']}: {first['error']}")
     table = metrics.merge(runs[["run", *labels, "seed"]], on="run", how="left", sort=False)
-    return table.drop(columns="run")
+    return table.drop(columns=["run", "calendar"], errors="ignore")  # quarters are steps here; figures label them
 
 
 def series(table: pd.DataFrame, metric: str, provider: str, region: str = "all", product: str = "all") -> pd.DataFrame:

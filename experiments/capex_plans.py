@@ -29,13 +29,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from _common import (
-    Parser,
-    add_run_options,
-    check_out,
-    fill_run_defaults,
+    fixed_values,
     main,
     matplotlib_pyplot,
     output_folder,
+    parse_run_args,
     quantiles,
     ran_on,
     run_arms,
@@ -73,19 +71,12 @@ MARKERS = {"share_first": "o", "share_first_harvest": "s"}
 
 def parse_args(argv: list[str] | None = None):
     """Command-line options."""
-    parser = Parser(prog="capex_plans.py", description=__doc__.split("\n\n")[0])
-    add_run_options(parser, "capex_plans", seeds=60, quarters="the scenario's 40")
-    args = parser.parse_args(argv)
-    fill_run_defaults(args, QUICK, {"seeds": 60, "enterprises": 10_000, "quarters": None})
-    check_out(args.out)
-    return args
+    return parse_run_args("capex_plans.py", __doc__, "capex_plans", 60, QUICK, argv)
 
 
 def _arms(args) -> tuple[list[tuple[dict, dict]], dict]:
     """The points of the design (labels, overrides), plan by plan, and the values fixed in every run."""
-    fixed = {"enterprises": args.enterprises}
-    if args.quarters is not None:
-        fixed["quarters"] = args.quarters
+    fixed = fixed_values(args)
     arms = [
         ({"plan": plan, "playbook": playbook}, {**overrides, **plan_overrides(plan)})
         for plan in PLANS

@@ -38,14 +38,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from _common import (
-    Parser,
-    add_run_options,
     band,
-    check_out,
-    fill_run_defaults,
+    fixed_values,
     main,
     matplotlib_pyplot,
     output_folder,
+    parse_run_args,
     quantiles,
     ran_on,
     run_arms,
@@ -113,19 +111,12 @@ WORLDS = ["baseline", *HARSH, "all_harsh"]
 
 def parse_args(argv: list[str] | None = None):
     """Command-line options."""
-    parser = Parser(prog="margin_pain.py", description=__doc__.split("\n\n")[0])
-    add_run_options(parser, "margin_pain", seeds=100, quarters="the scenario's 40")
-    args = parser.parse_args(argv)
-    fill_run_defaults(args, QUICK, {"seeds": 100, "enterprises": 10_000, "quarters": None})
-    check_out(args.out)
-    return args
+    return parse_run_args("margin_pain.py", __doc__, "margin_pain", 100, QUICK, argv)
 
 
 def _arms(args) -> tuple[list[tuple[dict, dict]], dict]:
     """The points of the design (labels, overrides), world by world, and the values fixed in every run."""
-    fixed = {"enterprises": args.enterprises}
-    if args.quarters is not None:
-        fixed["quarters"] = args.quarters
+    fixed = fixed_values(args)
     arms = [
         ({"world": world, "arm": arm}, {**world_overrides(world), **arm_overrides})
         for world in WORLDS
