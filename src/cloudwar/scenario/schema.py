@@ -16,11 +16,11 @@ import math
 import re
 import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from cloudwar.errors import ScenarioError
+from cloudwar.scenario.layering import read_merged
 
 PRODUCTS = ("cloud", "ai")
 
@@ -756,47 +756,15 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
 # --------------------------------------------------------------------------------------------
 # Loading and overrides
 # --------------------------------------------------------------------------------------------
-def shipped_scenarios() -> dict[str, str]:
-    """Names and one-line descriptions of the scenarios shipped with the package."""
-    out = {}
-    for entry in sorted(resources.files("cloudwar.scenario.data").iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".toml"):
-            raw = tomllib.loads(entry.read_text(encoding="utf-8"))
-            out[entry.name[:-5]] = str(raw.get("description", "")).strip().splitlines()[0:1]
-            out[entry.name[:-5]] = out[entry.name[:-5]][0] if out[entry.name[:-5]] else ""
-    return out
-
-
 def read_scenario_toml(name_or_path: str | Path) -> dict[str, Any]:
-    """The raw TOML table of a shipped scenario name or a file path.
+    """The raw TOML table of a shipped scenario name or a file path, its ``extends`` chain merged in.
 
     A bare name (no ``/``, no ``.toml``) is a shipped scenario, even when a file or folder of
     that name sits in the working folder (``--out baseline`` makes one); a file of that name is
-    read only if no scenario of that name is shipped. Anything else is a path.
+    read only if no scenario of that name is shipped. Anything else is a path. Layering rules:
+    :mod:`cloudwar.scenario.layering`.
     """
-    name = str(name_or_path)
-    text_path = Path(name_or_path)
-    bare = not isinstance(name_or_path, Path) and text_path.suffix != ".toml" and "/" not in name and "\\" not in name
-    resource = resources.files("cloudwar.scenario.data") / f"{name}.toml" if bare and name else None
-    if resource is not None and resource.is_file():
-        text, origin = resource.read_text(encoding="utf-8"), f"{name}.toml"
-    elif bare and not text_path.is_file():
-        known = ", ".join(shipped_scenarios())
-        raise ScenarioError(f"unknown scenario '{name}' (shipped: {known}; or give a .toml path)")
-    else:
-        if text_path.is_dir():
-            raise ScenarioError(f"scenario {name} is a folder, not a TOML file")
-        if not text_path.is_file():
-            raise ScenarioError(f"scenario file not found: {name}")
-        try:
-            text = text_path.read_bytes().decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise ScenarioError(f"{name}: not a UTF-8 text file (byte {err.start}), so not a TOML scenario") from None
-        origin = name
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ScenarioError(f"{origin}: malformed TOML: {err}") from None
+    return read_merged(name_or_path)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -870,7 +838,11 @@ def load_scenario(name_or_path: str | Path = "baseline", overrides: dict[str, An
     """Load a shipped scenario by name, or a TOML file by path, with optional dotted-key overrides."""
     if isinstance(name_or_path, Scenario):
         return name_or_path if not overrides else _reparse(name_or_path, overrides)
-    raw = read_scenario_toml(name_or_path)
+    return scenario_from_raw(read_scenario_toml(name_or_path), overrides)
+
+
+def scenario_from_raw(raw: dict[str, Any], overrides: dict[str, Any] | None = None) -> Scenario:
+    """Apply dotted-key overrides to a raw scenario table and validate it, with :func:`load_scenario`'s checks."""
     if overrides:
         raw = apply_overrides(raw, overrides)
     return _checked_sample(parse_scenario(raw), overrides or {})
