@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cloudwar.cli import sensitivity, serve, sweep
+from cloudwar.cli import backtest, sensitivity, serve, sweep
 from cloudwar.cli.common import Parser, guard, parse_sets, positive_int, seed_int
 from cloudwar.errors import EXIT_USAGE
 
@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     desc = sub.add_parser("describe", help="every scenario key with its unit, default and meaning")
     desc.set_defaults(func=cmd_describe)
 
-    for module in (sweep, sensitivity, serve):
+    for module in (sweep, sensitivity, serve, backtest):
         module.register(sub)
     return parser
 
