@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from cloudwar.cli.main import main
+from cloudwar.errors import SweepError
 from cloudwar.runs import backtest as bt
 from cloudwar.runs.store import read_sweep
 from cloudwar.scenario import load_scenario
@@ -110,7 +111,7 @@ def test_periods():
     assert bt.period_quarters("2025H1") == ["2025Q1", "2025Q2"]
     assert bt.period_quarters("2024FY") == ["2024Q1", "2024Q2", "2024Q3", "2024Q4"]
     assert bt.period_quarters("2024Q3") == ["2024Q3"]
-    with pytest.raises(ValueError, match="unknown period"):
+    with pytest.raises(SweepError, match="unknown period"):
         bt.period_quarters("2024M3")
 
 
@@ -178,7 +179,7 @@ def test_summary_and_share_order_follow_the_table(done):
         ranks = rows["median"].rank(ascending=False)
         ties = rows.actual.duplicated(keep=False).any()
         if not ties:
-            assert o.order_kept == list(ranks[by_actual]) == sorted(ranks)
+            assert o.order_kept == (list(ranks[by_actual]) == sorted(ranks))
 
 
 def test_the_figure_has_the_actual_points_on_a_calendar_axis(done):
