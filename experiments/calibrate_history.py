@@ -81,7 +81,12 @@ def simulate(path: Path, overrides: dict[str, Any] | None = None, quarters: int 
         china_ai = sum(by.get((q, "china", "ai"), 0.0) for q in range(3, 7)) * model.config.rmb_per_usd
         income = metric_table(res, "operating_income").loc[1]
         revenue_q1 = metric_table(res, "revenue").loc[1]
-        values = {"world": world[1], "china": china, "china_ai": china_ai, "growth": world.get(5, np.nan) / world[1] - 1.0}
+        values = {
+            "world": world[1],
+            "china": china,
+            "china_ai": china_ai,
+            "growth": world.get(5, np.nan) / world[1] - 1.0,
+        }
         values.update({f"income {name}": income[name] for name in MARGINS_2023Q3})
         values.update({f"revenue {name}": revenue_q1[name] for name in MARGINS_2023Q3})
         for key, value in values.items():
@@ -118,7 +123,9 @@ def fit_qualities(path: Path) -> None:
             for provider in doc["providers"]:
                 j = model.provider_names.index(str(provider["name"]))
                 products = ", ".join(
-                    f"{k} = {{ " + ", ".join(f"{r} = {quality[j, a, b]:.3f}" for b, r in enumerate(model.region_names)) + " }"
+                    f"{k} = {{ "
+                    + ", ".join(f"{r} = {quality[j, a, b]:.3f}" for b, r in enumerate(model.region_names))
+                    + " }"
                     for a, k in enumerate(model.product_names)
                 )
                 provider["quality"] = _number(f"{{ {products} }}")
@@ -143,6 +150,21 @@ def quarter1_opex(path: Path) -> dict[str, float]:
     }
 
 
+def write_values(path: Path, sizes: dict[str, dict[str, float]], growth: float, opex: dict[str, float]) -> None:
+    """Market sizes (USD per quarter), cloud demand growth (per year) and fixed opex into ``path``, comments kept."""
+
+    def edit(doc: Any) -> None:
+        for region, values in sizes.items():
+            for product, value in values.items():
+                doc["regions"][region]["market_size"][product] = _number(f"{value:.4e}")
+        doc["products"]["cloud"]["demand_growth"] = _number(f"{growth:.3f}")
+        for provider in doc["providers"]:
+            if str(provider["name"]) in opex:
+                provider["fixed_opex"] = _number(f"{opex[str(provider['name'])]:.3e}")
+
+    edit_toml(path, edit)
+
+
 def fit_finance(path: Path) -> None:
     """Market sizes, growth and fixed opex, in rounds until :func:`met`."""
     for round_ in range(1, ROUNDS + 1):
@@ -156,30 +178,17 @@ def fit_finance(path: Path) -> None:
         ai_factor = 1.0 / (1.0 + g["china_ai"])
         sim = simulate(path, quarters=1)
         rest_factor = (WORLD_2023Q3 - CHINA_2023Q3) / (sim["world"] - sim["china"])
-        new = {
+        sizes = {
             "china": {"cloud": size["china"]["cloud"] * china_factor, "ai": size["china"]["ai"] * ai_factor},
             "global": {"cloud": size["global"]["cloud"] * rest_factor, "ai": size["global"]["ai"] * ai_factor},
         }
-
-        def sizes(doc: Any) -> None:
-            for region, values in new.items():
-                for product, value in values.items():
-                    doc["regions"][region]["market_size"][product] = _number(f"{value:.4e}")
-
-        edit_toml(path, sizes)
+        write_values(path, sizes, scenario.products["cloud"].demand_growth, {})
         growth = _bisect(
             lambda d: simulate(path, {"products.cloud.demand_growth": d})["growth"],
             0.0, 1.5, WORLD_GROWTH_2024Q3, 2e-3, "products.cloud.demand_growth",
         )  # fmt: skip
-        edit_toml(path, lambda doc: doc["products"]["cloud"].__setitem__("demand_growth", _number(f"{growth:.3f}")))
-        opex = quarter1_opex(path)
-
-        def fixed(doc: Any) -> None:
-            for provider in doc["providers"]:
-                if str(provider["name"]) in opex:
-                    provider["fixed_opex"] = _number(f"{opex[str(provider['name'])]:.3e}")
-
-        edit_toml(path, fixed)
+        write_values(path, sizes, growth, {})
+        write_values(path, sizes, growth, quarter1_opex(path))
     print("calibration: did not settle; see the gaps", file=sys.stderr)
 
 

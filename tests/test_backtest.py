@@ -47,7 +47,9 @@ def done(tmp_path_factory):
     return result, metrics, load_scenario("history", SMALL), out
 
 
-def per_run(metrics: pd.DataFrame, metric: str, provider: str, region: str = "all", product: str = "all") -> pd.DataFrame:
+def per_run(
+    metrics: pd.DataFrame, metric: str, provider: str, region: str = "all", product: str = "all"
+) -> pd.DataFrame:
     """(run x quarter) of one metric; provider ``all`` sums the providers."""
     sel = metrics[(metrics.metric == metric) & (metrics.region == region) & (metrics["product"] == product)]
     sel = sel[sel.provider != "all"] if provider == "all" else sel[sel.provider == provider]
@@ -131,7 +133,9 @@ def test_table_holds_the_quantiles_of_the_runs_and_history_csv_actuals(done):
               actual[("aws_operating_margin_pct", "2024Q3")][0])  # fmt: skip
     # A level in RMB (Alibaba, 2025Q3 = quarter 9).
     rmb = per_run(metrics, "revenue", "Alibaba")[9].to_numpy() * scenario.rmb_per_usd / 1e9
-    check_row(row(table, "alibaba_cloud_revenue_rmb_bn", "2025Q3"), rmb, actual[("alibaba_cloud_revenue_rmb_bn", "2025Q3")][0])
+    check_row(
+        row(table, "alibaba_cloud_revenue_rmb_bn", "2025Q3"), rmb, actual[("alibaba_cloud_revenue_rmb_bn", "2025Q3")][0]
+    )
     # The market over a year (2024FY = quarters 3-6), summed over providers.
     world = per_run(metrics, "revenue", "all")[[3, 4, 5, 6]].sum(axis=1).to_numpy() / 1e9
     check_row(row(table, "synergy_global_cloud_market_usd_bn", "2024FY"), world,
@@ -150,7 +154,11 @@ def test_growth_before_the_fifth_quarter_uses_history_csv_levels_of_the_year_bef
     start = actual[("alibaba_cloud_revenue_rmb_bn", "2023Q3")][0]
     before = actual[("alibaba_cloud_revenue_rmb_bn", "2023Q1")][0]
     model = 100 * (start * (ali[3] / ali[1]) / before - 1).to_numpy()
-    check_row(row(result.table, "alibaba_cloud_revenue_yoy_pct", "2024Q1"), model, actual[("alibaba_cloud_revenue_yoy_pct", "2024Q1")][0])
+    check_row(
+        row(result.table, "alibaba_cloud_revenue_yoy_pct", "2024Q1"),
+        model,
+        actual[("alibaba_cloud_revenue_yoy_pct", "2024Q1")][0],
+    )
     # Without a base level (Microsoft) nothing before the fifth quarter is compared; quarter 1 never is.
     assert result.table[result.table.series == "azure_revenue_growth_yoy_pct"].quarter.min() == "2024Q3"
     growth = result.table[result.table.series.str.endswith("_yoy_pct")]

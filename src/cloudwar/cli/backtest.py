@@ -42,7 +42,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as err:
         raise SystemExit(interrupted(err, "cloudwar", saved_runs(out / STORE, args.seeds))) from None
     status = report_problems(result.report, out / STORE) if result.report is not None else 0
-    title = f"{Path(args.scenario).stem} from {result.start}: model median and 10-90% of {args.seeds} seeds vs history.csv"
+    title = (
+        f"{Path(args.scenario).stem} from {result.start}: model median and 10-90% of {args.seeds} seeds vs history.csv"
+    )
 
     def write(tmp: Path) -> None:
         result.table.to_csv(tmp / "backtest.csv", index=False)

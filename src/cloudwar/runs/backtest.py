@@ -246,7 +246,9 @@ class RunValues:
             cols = provider.split("+")
             unknown = [c for c in cols if c not in wide.columns]
             if unknown:
-                raise SweepError(f"backtest: provider {unknown[0]!r} is not in the runs (have {', '.join(wide.columns)})")
+                raise SweepError(
+                    f"backtest: provider {unknown[0]!r} is not in the runs (have {', '.join(wide.columns)})"
+                )
         values = wide[cols].to_numpy(dtype=float)
         total = values.sum(axis=1) if provider == MARKET or "+" in provider else values[:, 0]
         return total.reshape(len(self.runs), self.n_quarters)
@@ -412,7 +414,9 @@ def share_order(table: pd.DataFrame, names: Sequence[str] = ORDER_SERIES) -> pd.
         median = group.set_index("series")["median"]
         pairs = [(a, b) for i, a in enumerate(actual.index) for b in actual.index[i + 1 :] if actual[a] != actual[b]]
         kept = all((actual[a] > actual[b]) == (median[a] > median[b]) for a, b in pairs)
-        order = " > ".join(n.removeprefix("synergy_share_").removesuffix("_pct") for n in actual.sort_values(ascending=False).index)
+        order = " > ".join(
+            n.removeprefix("synergy_share_").removesuffix("_pct") for n in actual.sort_values(ascending=False).index
+        )
         rows.append({"quarter": period, "actual_order": order, "pairs": len(pairs), "order_kept": kept})
     out = pd.DataFrame(rows, columns=["quarter", "actual_order", "pairs", "order_kept"])
     return out.sort_values("quarter", key=lambda c: c.map(period_position)).reset_index(drop=True)
