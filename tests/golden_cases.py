@@ -20,6 +20,9 @@ CASES = [
             "enterprises": 2500,
             "providers.Alibaba.strategy": {"kind": "price_cut", "cut": 0.9, "at_quarter": 2},
             "providers.Tencent.strategy": {"kind": "best_response"},
+            # GPU supply moved from the strategy (platform_embedded's 5%) to the provider: a strategy
+            # that replaces Tencent's no longer drops the limit, so the case drops it itself.
+            "providers.Tencent.gpu_supply": {},
         },
     ),
     ("complete_network", "baseline", 7, 5, {"enterprises": 1500, "network.kind": "complete"}),

@@ -84,20 +84,6 @@ def test_history_scenario_starts_in_2023q3_extends_baseline_and_covers_the_histo
     assert s.enterprise == base.enterprise and s.choice == base.choice and s.network == base.network
 
 
-def test_every_value_of_history_toml_cites_its_source():
-    sources = ("history.csv", "history.md", "facts.md", "assumption", "calibrated")
-    text = (bt.history_path().parent / "history.toml").read_text(encoding="utf-8")
-    uncited = []
-    for line in text.splitlines():
-        code = line.split("#", 1)[0].strip()
-        if not code or code.startswith("[") or re.match(r"(name|extends|description)\s*=", code):
-            continue
-        comment = line.split("#", 1)[1] if "#" in line else ""
-        if not any(s in comment for s in sources):
-            uncited.append(line)
-    assert not uncited, uncited
-
-
 def test_every_mapped_series_is_in_history_csv_and_names_model_providers():
     names = {series for series, _ in history_rows()} | {"tencent_business_services_yoy_pct"}
     providers = set(load_scenario("history").provider_names) | {bt.MARKET}

@@ -21,7 +21,7 @@ def test_run_writes_table_figure_and_prints_a_summary(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "Alibaba" in done.stdout and "operating margin" in done.stdout
     results = pd.read_csv(out / "results.csv")
-    assert list(results.columns) == ["quarter", "provider", "region", "product", "metric", "value"]
+    assert list(results.columns) == ["quarter", "calendar", "provider", "region", "product", "metric", "value"]
     assert results.quarter.max() == 4
     png = (out / "shares_and_margins.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 20_000

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from mesa.experimental.scenarios import Scenario as MesaScenario
 
-from cloudwar import CloudMarket, ScenarioError
+from cloudwar import CloudMarket, ScenarioError, quarters
 from cloudwar.model.enterprises import Enterprise, Enterprises
 from cloudwar.model.providers import Books, Provider
 from cloudwar.scenario import Scenario
@@ -44,7 +44,7 @@ def test_same_seed_same_numbers_and_other_seeds_differ():
 
 def test_results_table_is_tidy_and_complete(baseline_run):
     model, results = baseline_run
-    assert list(results.columns) == ["quarter", "provider", "region", "product", "metric", "value"]
+    assert list(results.columns) == ["quarter", "calendar", "provider", "region", "product", "metric", "value"]
     assert sorted(results.quarter.unique()) == list(range(1, 9))
     for metric in [
         "revenue_share",
@@ -64,6 +64,14 @@ def test_results_table_is_tidy_and_complete(baseline_run):
     assert set(results.provider) == set(model.provider_names) | {"all"}
     assert set(results.region) == {"china", "global", "all"}
     assert not results.duplicated(["quarter", "provider", "region", "product", "metric"]).any()
+
+
+def test_results_carry_the_calendar_quarter_beside_the_step(baseline_run):
+    model, results = baseline_run
+    assert model.config.start == "2025Q4"
+    by_step = results.drop_duplicates("quarter").set_index("quarter")["calendar"]
+    assert by_step[1] == "2025Q4" and by_step[2] == "2026Q1" and by_step[8] == "2027Q3"
+    assert results["calendar"].tolist() == quarters.labels(model.config.start, results["quarter"])
 
 
 def test_shares_add_up_to_one_in_every_market(baseline_run):

@@ -187,7 +187,8 @@ def test_serial_sweep_writes_runs_and_tidy_metrics(tmp_path):
     assert runs["replicate"].tolist() == [0, 1] * 4
     assert runs["choice.network_weight"].tolist() == [0.2] * 4 + [0.8] * 4
     assert (runs["wall_time_s"] > 0).all()
-    assert list(metrics.columns) == ["run", "quarter", "provider", "region", "product", "metric", "value"]
+    assert list(metrics.columns) == ["run", "quarter", "calendar", "provider", "region", "product", "metric", "value"]
+    assert (metrics.loc[metrics.quarter == 2, "calendar"] == "2026Q1").all()  # baseline starts 2025Q4
     manifest = json.loads((tmp_path / "sweep.json").read_text())
     assert manifest["runs"] == 8 and manifest["set"] == SMALL and manifest["design"]["grid"] == GRID
 

@@ -228,10 +228,11 @@ def figure(
     title: str = "",
     markets: Sequence[tuple[str, str]] | None = None,
     colours: Colours | None = None,
+    events: Iterable[tuple[int, str]] = (),
 ) -> Figure:
     """Revenue share in every market (``markets``, default :func:`markets_in`), operating margin with
     the 30% line, cumulative free cash flow and capacity utilisation, three panels a row, with one
-    legend of the providers below."""
+    legend of the providers below; ``events`` (step, name) are marked on every panel (:func:`mark_events`)."""
     from matplotlib.figure import Figure
 
     markets = markets_in(results) if markets is None else list(markets)
@@ -249,6 +250,7 @@ def figure(
     utilisation_panel(ax_util, results, colours)
     for ax in flat[panels:]:
         ax.axis("off")
+    mark_events(flat[:panels], events)
     # One key for all panels: every provider drawn anywhere, in scenario order, then the margin line.
     handles: dict[str, Any] = {}
     for ax in flat[:panels]:
@@ -261,3 +263,43 @@ def figure(
     legend_rows = -(-len(order) // 5)
     fig.tight_layout(rect=(0, 0.035 * legend_rows / rows * 3, 1, 0.97))
     return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# Scenario events
+# ----------------------------------------------------------------------------------------------
+#: ``gid`` of the vertical line :func:`mark_events` draws for an event (how tests and tools find them).
+EVENT_GID = "cloudwar-event"
+
+
+def mark_events(axes: Axes | Iterable[Axes], events: Iterable[tuple[int, str]], named: bool = True) -> None:
+    """A dotted vertical line at the quarter (step) of each scenario event on every axes; with ``named``,
+    the event's name is written beside its line on the first axes (the others stay uncluttered).
+
+    ``events``: (step, name) pairs, e.g. ``[(e.step, e.name) for e in model.events]``. A step
+    outside the quarters drawn, and a panel with nothing drawn, are left out. The lines have
+    ``gid`` :data:`EVENT_GID`.
+    """
+    events = list(events)
+    axes = [axes] if hasattr(axes, "axvline") else list(axes)
+    for i, ax in enumerate(axes):
+        if not ax.lines and not ax.collections:  # a panel with a note instead of a chart
+            continue
+        lo, hi = ax.get_xlim()
+        for step, name in events:
+            if not lo <= step <= hi:
+                continue
+            ax.axvline(step, color="0.3", linestyle=":", linewidth=1.0, gid=EVENT_GID, zorder=1)
+            if named and i == 0:
+                ax.annotate(
+                    name,
+                    (step, 1.0),
+                    xycoords=("data", "axes fraction"),
+                    xytext=(2, -3),
+                    textcoords="offset points",
+                    rotation=90,
+                    ha="left",
+                    va="top",
+                    fontsize=7,
+                    color="0.3",
+                )

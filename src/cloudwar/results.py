@@ -1,7 +1,9 @@
 """Tidy tables and figures.
 
 :func:`tidy_results` turns a run into one long table with columns
-``quarter, provider, region, product, metric, value``. The label ``all`` stands for the
+``quarter, calendar, provider, region, product, metric, value``: ``quarter`` is the model step
+(1 = the scenario's ``start``), ``calendar`` the same quarter as a calendar label (``2026Q1``,
+:func:`cloudwar.quarters.labels`). The label ``all`` stands for the
 aggregate: ``provider="all"`` is the market, ``region="all"`` all regions together (the world),
 ``product="all"`` all product lines. Metrics and units:
 
@@ -40,11 +42,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from cloudwar import quarters
+
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from cloudwar.model.market import CloudMarket
+    from cloudwar.scenario import TimedEvent
 
 ALL = "all"
-COLUMNS = ["quarter", "provider", "region", "product", "metric", "value"]
+COLUMNS = ["quarter", "calendar", "provider", "region", "product", "metric", "value"]
 #: Every metric of the tidy table (the docstring's table); ai_adoption only with an AI product.
 METRICS = (
     "price",
@@ -78,7 +85,8 @@ def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class _Rows:
     """Collects rows as arrays and builds the table once."""
 
-    def __init__(self) -> None:
+    def __init__(self, start: str) -> None:
+        self.start = start  # calendar quarter of step 1
         self.parts: list[tuple] = []
 
     def add(self, quarter: int, metric: str, values: np.ndarray, providers, products, regions) -> None:
@@ -110,8 +118,10 @@ class _Rows:
         if not self.parts:
             return pd.DataFrame({c: [] for c in COLUMNS})
         cols = [np.concatenate([p[i] for p in self.parts]) for i in range(6)]
+        steps, where = np.unique(cols[0], return_inverse=True)  # a label per quarter, not per row
+        cols.insert(1, np.asarray(quarters.labels(self.start, steps), dtype=object)[where])
         df = pd.DataFrame(dict(zip(COLUMNS, cols, strict=True)))
-        for c in ("provider", "region", "product", "metric"):
+        for c in ("calendar", "provider", "region", "product", "metric"):
             df[c] = df[c].astype("string")
         df["quarter"] = df["quarter"].astype("int64")
         return df
@@ -119,7 +129,7 @@ class _Rows:
 
 def tidy_results(model: CloudMarket) -> pd.DataFrame:
     """The run so far as one tidy table (see module docstring for metrics and units)."""
-    rows = _Rows()
+    rows = _Rows(model.config.start)
     providers, regions, products = model.provider_names, model.region_names, model.product_names
     previous_customers = None
     for rec in model.records:
@@ -242,11 +252,13 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def plot_results(results: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+def plot_results(results: pd.DataFrame, path: str | Path, title: str = "", events: Iterable[TimedEvent] = ()) -> Path:
     """Revenue shares per market, operating margins (with the 30% 'AWS model' line), cumulative free
-    cash flow and capacity utilisation, as one PNG at ``path`` (:func:`cloudwar.plots.figure`)."""
+    cash flow and capacity utilisation, as one PNG at ``path`` (:func:`cloudwar.plots.figure`), with
+    the scenario's ``events`` (``model.events``) marked."""
     from cloudwar.plots import FIGURE_DPI, figure  # matplotlib only when a figure is asked for
 
     path = Path(path)
-    figure(results, title=title).savefig(path, dpi=FIGURE_DPI)
+    marks = [(e.step, f"{e.label} {e.name}") for e in events]
+    figure(results, title=title, events=marks).savefig(path, dpi=FIGURE_DPI)
     return path

@@ -28,6 +28,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from cloudwar.model.market import CloudMarket
     from cloudwar.results import plot_results, summary_table
     from cloudwar.runs.output import check_out_folder, write_atomically
+    from cloudwar.scenario.events import event_rows
 
     overrides = parse_sets(args.set)
     if args.quarters is not None:
@@ -52,6 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             results,
             tmp / "shares_and_margins.png",
             title=f"{model.config.name}: {quarters} quarters from {model.config.start}, seed {args.seed}",
+            events=model.events,
         )
         summary.to_csv(tmp / "summary.csv")
 
@@ -62,6 +64,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3f}".format):
         print(f"{model.config.name}: quarter {quarters} of a run from {model.config.start} (seed {args.seed})")
         print(summary.to_string())
+    for row in event_rows([e for e in model.events if e.step <= quarters]):  # the events that happened
+        print(f"event {row.at} (quarter {row.step}): {row.name}: {row.changes}")
     if args.out is not None:
         out = Path(args.out)
         print(f"wrote {out / 'results.csv'}, {out / 'summary.csv'}, {out / 'shares_and_margins.png'}")

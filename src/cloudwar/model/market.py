@@ -7,10 +7,14 @@ ecosystem spill-overs, capacity rationing, booking, the demand curves strategies
 
 One step is one quarter:
 
+0. **Scenario events** of the quarter happen (``[[events]]``, :mod:`cloudwar.scenario.events`):
+   a provider's strategy or one of its parameters changes, its GPU supply or cost shock changes
+   (:meth:`CloudMarket.apply_events`); list prices an event sets are charged this quarter, over
+   what the strategy decides in step 1.
 1. **Strategies decide.** Every provider's strategy sets next prices (per product and region)
    and this quarter's capex, all from the same snapshot of last quarter (simultaneous moves).
-2. **Capacity and ecosystems.** Capex is committed (cut to the GPU supply limit, if the strategy
-   has one); it comes into service after the build lag. Ecosystem spend
+2. **Capacity and ecosystems.** Capex is committed (cut to the provider's GPU supply, if it has
+   one); it comes into service after the build lag. Ecosystem spend
    raises each spender's ecosystem strength, part of the gain leaks to rivals, and strength
    above a provider's funded floor decays (``ecosystem`` table; :meth:`CloudMarket.update_ecosystems`).
 3. **AI adoption spreads** Bass-style through the network: each non-adopter adopts with
@@ -47,7 +51,7 @@ from cloudwar.model.demand import logit_probabilities
 from cloudwar.model.enterprises import Enterprise, Enterprises, check_memory
 from cloudwar.model.network import CompleteNetwork, Network, build_network
 from cloudwar.model.providers import Provider
-from cloudwar.scenario import Scenario, load_scenario
+from cloudwar.scenario import Scenario, TimedEvent, event_timeline, load_scenario
 
 
 class DemandCurve:
@@ -111,6 +115,8 @@ class CloudMarket(mesa.Model):
         providers_list: the :class:`~cloudwar.model.providers.Provider` agents in scenario order
             (``providers`` is Mesa's agent set of them).
         network: the enterprises' network (CSR links, or everyone-knows-everyone).
+        events: the scenario's events resolved, in the order they happen
+            (:class:`~cloudwar.scenario.TimedEvent`: step, calendar label, name, what changes).
         records: one dict per quarter booked (prices, customers, demand, churn, adoption and the
             providers' :class:`~cloudwar.model.providers.Books`), read by :meth:`results`.
     """
@@ -137,6 +143,7 @@ class CloudMarket(mesa.Model):
         self.compute_per_unit = np.array([p.compute_per_unit for p in self.products])
 
         self.providers_list = [Provider(self, spec, j) for j, spec in enumerate(s.providers)]
+        self.events: list[TimedEvent] = event_timeline(s)  # scenario events, in the order they happen
         self.providers = self.agents_by_type[Provider]
         n_p = len(self.providers_list)
         self.quality = np.array([p.quality for p in self.providers_list])  # (P, K, R)
@@ -193,8 +200,11 @@ class CloudMarket(mesa.Model):
         """Advance one quarter, in the order of events of the module docstring."""
         self.quarter += 1
         self._curves.clear()
+        happening = [e for e in self.events if e.step == self.quarter]
+        self.apply_events(happening)  # 0. scenario events
         self.providers.shuffle_do("decide")  # 1. strategies decide
         self.providers.do("apply_decision")
+        self.apply_events(happening, prices=True)
         self.update_ecosystems()  # 2. capacity (in apply_decision) and ecosystems
         self.enterprises.diffuse_ai()  # 3. adoption
         self.churn = self.enterprises.choose_providers()  # 4. choice
@@ -212,6 +222,19 @@ class CloudMarket(mesa.Model):
             if progress is not None:
                 progress.update(1)
         return self.results()
+
+    # --- 0. scenario events ----------------------------------------------------------------
+    def apply_events(self, events: list[TimedEvent], prices: bool = False) -> None:
+        """Apply this quarter's scenario events: strategies, GPU supply and cost shocks before the
+        decisions; with ``prices``, after them, the list prices the events set (charged this quarter)."""
+        by_name = {p.name: p for p in self.providers_list}
+        for event in events:
+            for change in event.changes:
+                provider = by_name[change.provider]
+                if prices:
+                    provider.set_list_prices(change)
+                else:
+                    provider.apply_change(change)
 
     # --- 2. ecosystems ---------------------------------------------------------------------
     def update_ecosystems(self) -> None:

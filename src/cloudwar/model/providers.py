@@ -8,7 +8,8 @@ evenly over the past useful life (one retires every quarter), priced at the hard
 their quarter, plus the orders of the last ``build_lag`` quarters still under construction
 (:meth:`Provider.install_starting_capacity`).
 
-Unit cost (USD per unit served) = starting marginal cost x learning x hardware, where
+Unit cost (USD per unit served) = starting marginal cost x cost shock x learning x hardware, where
+the cost shock is the provider's ``cost_shock`` multiplier (1 unless the scenario or an event sets it),
 learning = (cumulative volume / starting cumulative volume) ^ -learning_exponent and
 hardware = (1 - hardware_decline) ^ (quarter / 4). Capex per compute unit falls with hardware too.
 
@@ -26,17 +27,19 @@ NPV = sum of FCF_t / (1 + discount_rate) ^ (t / 4).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import mesa
 import numpy as np
 
-from cloudwar.scenario import ProviderSpec, ScenarioError, one_line, per_region
+from cloudwar.scenario import ProviderSpec, ScenarioError, cost_multiplier, one_line, per_region
 from cloudwar.strategies import Strategy, StrategyError, make_strategy
 
 if TYPE_CHECKING:
     from cloudwar.model.market import CloudMarket
+    from cloudwar.scenario.events import ProviderChange
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +78,19 @@ class Provider(mesa.Agent):
         self.index = index
         self.spec = spec
         self.strategy: Strategy = make_strategy(spec.strategy)
+        self.strategy.resolve_quarters(s.start)
+        self.strategy_started = False  # start() is called before the strategy's first decision
+        self.gpu_supply: dict[str, float] = dict(spec.gpu_supply)  # strategy API; events change it
         products, regions = s.product_names, s.region_names
         self.quality = np.array([[per_region(spec.quality, k, r) for r in regions] for k in products])
         self.initial_prices = np.array([[per_region(spec.price, k, r) for r in regions] for k in products])
         self.prices = self.initial_prices.copy()
         self.base_cost = np.array([[per_region(spec.marginal_cost, k, r) for r in regions] for k in products])
-        self.unit_cost = self.base_cost.copy()
+        self.cost_shock = _shock_array(spec.cost_shock, products, regions)
+        # unit cost = base cost x cost shock x learning x hardware; the last two as update_costs left them
+        self._learning: np.ndarray | float = 1.0
+        self._hardware: np.ndarray | float = 1.0
+        self.unit_cost = self.base_cost * self.cost_shock
         self.presence = np.array([spec.presence.get(r, 1.0) for r in regions], dtype=float)
         self.ecosystem = spec.ecosystem
         self.ecosystem_floor = spec.ecosystem - spec.ecosystem_funded
@@ -187,8 +197,9 @@ class Provider(mesa.Agent):
         strategy = self.strategy
         where = f"strategy of {self.name} ({self.spec.strategy.kind}), quarter {market.quarter}"
         try:
-            if market.quarter == 1:  # learned state is made once, before the first decision
+            if not self.strategy_started:  # learned state is made once, before the strategy's first decision
                 strategy.start(self, market)
+                self.strategy_started = True
             prices = np.asarray(strategy.set_prices(self, market), dtype=float)
             capex = np.asarray(strategy.set_capex(self, market), dtype=float)
             if capex.shape == self.presence.shape and np.all(np.isfinite(capex)):
@@ -216,6 +227,38 @@ class Provider(mesa.Agent):
         self.prices = self.next_prices
         self.invest(self.planned_capex)
 
+    # --- scenario events ------------------------------------------------------------------
+    def apply_change(self, change: ProviderChange) -> None:
+        """Apply what a scenario event changes for this provider, at the start of its quarter.
+
+        A new strategy replaces the one in play (it is started before its first decision); new
+        parameters are set on the strategy in play, which keeps its learned state; GPU supply
+        and cost shock replace the provider's (the cost shock moves this quarter's unit cost).
+        List prices are set after the decisions (:meth:`set_list_prices`).
+        """
+        market = self.model
+        if change.strategy is not None:
+            fresh = make_strategy(change.strategy)
+            fresh.resolve_quarters(market.config.start)
+            if change.new_strategy:
+                self.strategy, self.strategy_started = fresh, False
+            else:
+                for name in change.params:
+                    setattr(self.strategy, name, getattr(fresh, name))
+            self.spec = dataclasses.replace(self.spec, strategy=change.strategy)
+        if change.gpu_supply is not None:
+            self.gpu_supply = dict(change.gpu_supply)
+        if change.cost_shock is not None:
+            self.cost_shock = _shock_array(change.cost_shock, market.product_names, market.region_names)
+            self.unit_cost = self.base_cost * self.cost_shock * self._learning * self._hardware
+
+    def set_list_prices(self, change: ProviderChange) -> None:
+        """Charge an event's list prices this quarter (over what the strategy decided)."""
+        market = self.model
+        self.prices = self.prices.copy()  # the decided array may be a strategy's own state
+        for product, region, price in change.prices:
+            self.prices[market.product_names.index(product), market.region_names.index(region)] = price
+
     # --- books ---------------------------------------------------------------------------
     def update_costs(self, served: np.ndarray) -> None:
         """Learning and hardware: unit cost for next quarter from volume served (products x regions)."""
@@ -229,7 +272,8 @@ class Provider(mesa.Agent):
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(self.starting_experience > 0, self.cumulative_volume / self.starting_experience, 1.0)
         learning = ratio**-b
-        self.unit_cost = self.base_cost * learning[:, None] * market.hardware_factor(market.quarter + 1)
+        self._learning, self._hardware = learning[:, None], market.hardware_factor(market.quarter + 1)
+        self.unit_cost = self.base_cost * self.cost_shock * self._learning * self._hardware
 
     def book(self, quarter: int, served: np.ndarray, compute_demand: np.ndarray, served_share: np.ndarray) -> Books:
         """Book the quarter and keep the books in ``history``.
@@ -311,6 +355,11 @@ class Provider(mesa.Agent):
         """Share of all providers' revenue, all products and regions."""
         total = self.model.total_revenue
         return self.revenue / total if total > 0 else float("nan")
+
+
+def _shock_array(table: dict[str, dict[str, float]], products: list[str], regions: list[str]) -> np.ndarray:
+    """A ``cost_shock`` table as multipliers per (product, region), 1 where it says nothing."""
+    return np.array([[cost_multiplier(table, k, r) for r in regions] for k in products], dtype=float)
 
 
 def _compact(values: np.ndarray) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from cloudwar.scenario import apply_overrides, parse_scenario
 
-METRIC_COLUMNS = ("run", "quarter", "provider", "region", "product", "metric", "value")
+METRIC_COLUMNS = ("run", "quarter", "calendar", "provider", "region", "product", "metric", "value")
 MMAP_THRESHOLD_BYTES = 32 << 20
 TRIM_THRESHOLD_BYTES = 128 << 20
 
@@ -37,6 +37,7 @@ def metrics_schema() -> Any:
         [
             ("run", pa.int64()),
             ("quarter", pa.int64()),
+            ("calendar", pa.string()),  # the quarter as a calendar label (2026Q1)
             ("provider", pa.string()),
             ("region", pa.string()),
             ("product", pa.string()),

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from cloudwar.errors import ScenarioError
+from cloudwar.scenario.events import EventRow, EventSpec, TimedEvent, event_rows, parse_events, resolve_events
 from cloudwar.scenario.layering import read_merged
 
 PRODUCTS = ("cloud", "ai")
@@ -60,8 +61,10 @@ def _f(
     lo_open: bool = False,
     choices: tuple[str, ...] | None = None,
     factory: Any = None,
+    every: bool = False,
 ) -> Any:
-    meta = {"unit": unit, "doc": doc, "lo": lo, "hi": hi, "lo_open": lo_open, "choices": choices}
+    # every: a number stands for the table {"*": number} (every region, or every product)
+    meta = {"unit": unit, "doc": doc, "lo": lo, "hi": hi, "lo_open": lo_open, "choices": choices, "every": every}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -223,6 +226,26 @@ class ProviderSpec:
         doc="starting demand / capacity, which sets the starting capacity",
     )
     strategy: StrategySpec = _f(unit="table", factory=StrategySpec, doc="pricing and capex strategy")
+    gpu_supply: dict[str, float] = _f(
+        unit="fraction per quarter",
+        factory=dict,
+        lo=0.0,
+        hi=10.0,
+        every=True,
+        doc="GPU supply: the largest net growth of capacity in service a quarter (0 = none, 0.05 = 5%); a number "
+        "caps all regions together, a table per region ({ china = 0.03 }) each region named ('*' = all together); "
+        "unset = unlimited",
+    )
+    cost_shock: dict[str, dict[str, float]] = _f(
+        unit="multiple of unit cost",
+        factory=dict,
+        lo=0.0,
+        lo_open=True,
+        hi=1000.0,
+        every=True,
+        doc="multiplier of unit cost: a number (every product and region), or per product (a number or a table "
+        "per region; '*' = the rest); unset = 1; events change it (cost_shock.cloud.china = 1.2)",
+    )
 
 
 @dataclass(frozen=True)
@@ -440,6 +463,9 @@ class Scenario:
     adoption: AdoptionSpec = _f(unit="table", factory=AdoptionSpec, doc="AI adoption")
     capacity: CapacitySpec = _f(unit="table", factory=CapacitySpec, doc="capacity and costs")
     providers: list[ProviderSpec] = _f(unit="list", factory=list, doc="cloud providers")
+    events: list[EventSpec] = _f(
+        unit="list", factory=list, doc="timeline of changes, [[events]] with at, name, source, set (see README)"
+    )
 
     # --- convenient views -------------------------------------------------------------
     @property
@@ -519,6 +545,9 @@ def _build(cls: type, raw: Any, path: str) -> Any:
 
 def _convert(t: Any, value: Any, path: str, meta: dict[str, Any]) -> Any:
     origin = get_origin(t)
+    if meta.get("every"):  # a number for the whole table (only at the top: its entries are plain)
+        meta = {**meta, "every": False}
+        value = {"*": value} if _is_number(value) else value
     if t is StrategySpec:  # flat form: {kind = "cost_plus", markup = 0.3}, or just the kind
         if isinstance(value, str):
             return StrategySpec(kind=value)
@@ -556,6 +585,10 @@ def _convert(t: Any, value: Any, path: str, meta: dict[str, Any]) -> Any:
             return out
         return {k: _convert(val_t, v, f"{path}.{k}", meta) for k, v in value.items()}
     return _check_scalar(value, t, path, meta)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _item_path(path: str, i: int, item: Any) -> str:
@@ -657,6 +690,33 @@ def _check_growth(s: Scenario) -> None:
             )
 
 
+def _check_supply_and_shocks(s: Scenario) -> None:
+    """GPU supply and cost shocks name only the scenario's regions and products (or ``*``, the rest)."""
+    for p in s.providers:
+        where = f"providers.{p.name}"
+        for region in p.gpu_supply:
+            if region != "*" and region not in s.regions:
+                raise ScenarioError(f"{where}.gpu_supply.{region}: '{region}' is not a region of this scenario")
+        for prod, entry in p.cost_shock.items():
+            if prod != "*" and prod not in s.products:
+                raise ScenarioError(f"{where}.cost_shock.{prod}: '{prod}' is not a product of this scenario")
+            for region in entry:
+                if region != "*" and region not in s.regions:
+                    raise ScenarioError(
+                        f"{where}.cost_shock.{prod}.{region}: '{region}' is not a region of this scenario"
+                    )
+
+
+def cost_multiplier(table: dict[str, dict[str, float]], product: str, region: str) -> float:
+    """A ``cost_shock`` table's multiplier for one market: the most specific entry (product before region), else 1."""
+    for prod in (product, "*"):
+        entry = table.get(prod, {})
+        for key in (region, "*"):
+            if key in entry:
+                return entry[key]
+    return 1.0
+
+
 def check_oracle_sample(s: Scenario) -> None:
     """``oracle_sample`` may not exceed ``enterprises`` (the sample is drawn from them)."""
     if s.oracle_sample > s.enterprises:
@@ -715,6 +775,7 @@ def _cross_check(s: Scenario) -> None:
                 raise ScenarioError(f"{where}.presence.{region}: '{region}' is not a region of this scenario")
             if not 0.0 <= value <= 1.0:
                 raise ScenarioError(f"{where}.presence.{region}: must be between 0 and 1 (fraction), got {value!r}")
+    _check_supply_and_shocks(s)
     for region in s.regions:
         tied = sum(p.captive_share.get(region, 0.0) for p in s.providers)
         if tied > 1.0 + 1e-9:
@@ -741,7 +802,8 @@ def _cross_check(s: Scenario) -> None:
 
 def parse_scenario(raw: dict[str, Any]) -> Scenario:
     """Validate a raw TOML table and return the typed :class:`Scenario` (or raise ScenarioError)."""
-    scenario = _build(Scenario, raw, "")
+    base = {k: v for k, v in raw.items() if k != "events"} if isinstance(raw, dict) else raw
+    scenario = _build(Scenario, base, "")
     _cross_check(scenario)
     from cloudwar.strategies import make_strategy  # validates strategy kinds and parameters once
 
@@ -750,7 +812,27 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
             make_strategy(p.strategy).check_scenario(scenario)
         except ScenarioError as err:
             raise ScenarioError(f"providers.{p.name}.strategy: {err}") from None
+    if "events" in raw:
+        scenario = dataclasses.replace(scenario, events=parse_events(raw["events"], scenario.start))
+        event_timeline(scenario, base)  # every event validated once, here
     return scenario
+
+
+def event_timeline(s: Scenario, base: dict[str, Any] | None = None) -> list[TimedEvent]:
+    """The scenario's events in the order they happen, resolved (:func:`cloudwar.scenario.events.resolve_events`).
+
+    ``base``: the raw table of ``s`` without events (default: :func:`scenario_to_dict` of it).
+    """
+    if not s.events:
+        return []
+    if base is None:
+        base = {k: v for k, v in scenario_to_dict(s).items() if k != "events"}
+    return resolve_events(s, base, apply_overrides, parse_scenario)
+
+
+def describe_events(s: Scenario) -> list[EventRow]:
+    """The scenario's events as rows (calendar quarter, step, name, keys set, source), in the order they happen."""
+    return event_rows(event_timeline(s))
 
 
 # --------------------------------------------------------------------------------------------
@@ -809,6 +891,8 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
             nxt = node.get(part)
             if nxt is None:
                 nxt = node[part] = {}
+            elif _is_number(nxt) and _number_for_every(parts[: i + 1]):
+                nxt = node[part] = {"*": nxt}  # price.ai = 1.6, then price.ai.china: 1.6 stays for the rest
             node = nxt
         if isinstance(node, list):
             _provider_named(node, parts[-1], key)  # names the provider if it does not exist
@@ -821,6 +905,15 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
             raise ScenarioError(f"{key}: '{where}' is a value ({node!r}), not a table with keys")
         node[parts[-1]] = value
     return out
+
+
+#: Provider fields that hold a number or a table (key: the depths, from ``providers``, of such numbers).
+_EVERY = {"price": (4,), "quality": (4,), "marginal_cost": (4,), "gpu_supply": (3,), "cost_shock": (3, 4)}
+
+
+def _number_for_every(path: list[str]) -> bool:
+    """Whether the raw value at ``path`` may be a number standing for every region (or product)."""
+    return len(path) >= 3 and path[0] == "providers" and len(path) in _EVERY.get(path[2], ())
 
 
 def _provider_named(providers: list[Any], name: str, key: str) -> dict[str, Any]:

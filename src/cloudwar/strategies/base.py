@@ -21,7 +21,7 @@ several parameters go in :meth:`Strategy.validate`, checks against the scenario'
 regions in :meth:`Strategy.check_scenario`.
 
 What a strategy may read (the *strategy API*): ``provider.prices``, ``provider.unit_cost``,
-``provider.index``, ``provider.presence``, ``provider.capacity_in_service(quarter)``,
+``provider.index``, ``provider.presence``, ``provider.gpu_supply``, ``provider.capacity_in_service(quarter)``,
 ``provider.history`` (its own ``Books``, and the rivals' ``served_volume``, which market
 research publishes) and the ``market`` methods ``quarter``, ``prices``, ``rival_prices``,
 ``demand_curve``, ``product_names``, ``region_names``, ``hardware_factor``, ``rng`` (the
@@ -30,7 +30,7 @@ unit of the product, capex and ecosystem spend in USD per quarter.
 
 A strategy decides three things each quarter, all from the same snapshot of last quarter:
 :meth:`Strategy.set_prices`, :meth:`Strategy.set_capex` (then cut to the GPU supply by
-:meth:`Strategy.supply_limit` if ``max_capacity_addition`` is set) and
+:meth:`Strategy.supply_limit` to the provider's GPU supply, ``provider.gpu_supply``) and
 :meth:`Strategy.set_ecosystem_spend`. State a strategy keeps between quarters (a reference
 price, a Q-table) is *learned state*: it is created in :meth:`Strategy.start`, which the model
 calls once before the strategy's first decision, and its names end in an underscore
@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from cloudwar import quarters
 from cloudwar.errors import ScenarioError, one_line
 from cloudwar.scenario import StrategySpec
 
@@ -83,12 +84,18 @@ class Param:
     text: bool = False
     per_market: bool = False
     optional: bool = False
+    quarter: bool = False
 
     def check(self, name: str, value: Any) -> None:
         """Raise a one-line ScenarioError naming parameter ``name`` unless ``value`` is accepted."""
         if value is None and self.optional:
             return
-        if self.choices is not None:
+        if self.quarter and isinstance(value, str):
+            if not quarters.is_label(value):
+                raise ScenarioError(
+                    f"parameter '{name}' must be a step (whole number) or a calendar quarter like 2027Q1, got {value!r}"
+                )
+        elif self.choices is not None:
             if not isinstance(value, str) or value not in self.choices:
                 raise ScenarioError(f"parameter '{name}' must be one of {', '.join(self.choices)}, got {value!r}")
         elif self.text:
@@ -136,7 +143,7 @@ class Param:
         else:
             text = f"{'>' if self.lo_open else '>='} {lo}" if self.lo is not None else (f"<= {hi}" if hi else "any")
         kind = "whole number " if self.integer else ""
-        return f"{kind}{text}" + (" per market" if self.per_market else "")
+        return f"{kind}{text}" + (" per market" if self.per_market else "") + (" or YYYYQn" if self.quarter else "")
 
 
 def param(
@@ -150,6 +157,7 @@ def param(
     choices: tuple[str, ...] | None = None,
     integer: bool = False,
     per_market: bool = False,
+    quarter: bool = False,
 ) -> Any:
     """A strategy parameter: a dataclass field with its default, unit, meaning and accepted values.
 
@@ -158,7 +166,11 @@ def param(
     no choices) makes it a name; ``per_market`` also accepts a table per product of numbers or
     of tables per region (every number in bounds, the names checked against the scenario by
     :meth:`Strategy.check_scenario`); a default of None means "unset" (TOML has no null: the
-    parameter is left out) and is accepted. ``unit`` and ``doc`` are what ``cloudwar describe``
+    parameter is left out) and is accepted. ``quarter`` makes it a quarter of the run: a step
+    (a whole number, within the bounds) or a calendar label such as ``"2027Q1"``, which
+    :meth:`Strategy.check_scenario` (and :meth:`Strategy.start`) turn into the step it names
+    counted from the scenario's ``start`` (a label before the start is refused), so the strategy
+    always reads a whole number. ``unit`` and ``doc`` are what ``cloudwar describe``
     prints. A subclass that only changes the default writes a plain default
     (``target_utilisation: float = 0.9``) and keeps its base class's declaration.
     """
@@ -173,6 +185,7 @@ def param(
         text=isinstance(default, str) and choices is None,
         per_market=per_market,
         optional=default is None,
+        quarter=quarter,
     )
     return field(default=default, metadata={PARAM: spec})
 
@@ -225,13 +238,6 @@ class Strategy:
     ecosystem_spend: float = param(
         0.0, unit="USD per quarter", lo=0.0, doc="spend on the ecosystem (open models, tools), an operating cost"
     )
-    max_capacity_addition: float = param(
-        0.0,
-        unit="fraction per quarter",
-        lo=0.0,
-        hi=10.0,
-        doc="GPU supply limit: net capacity growth allowed a quarter (0 = no limit)",
-    )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -266,9 +272,26 @@ class Strategy:
         (:func:`check_market_table`); a strategy whose parameters name products or regions
         otherwise checks them here (and calls ``super().check_scenario(scenario)``).
         """
+        self.resolve_quarters(scenario.start)
         for name, spec in declared_parameters(type(self)).items():
             if spec.per_market:
                 check_market_table(getattr(self, name), name, scenario)
+
+    def resolve_quarters(self, start: str) -> None:
+        """Turn every ``quarter`` parameter given as a calendar label into its step from ``start``.
+
+        A label before ``start``, or one whose step is outside the parameter's bounds, raises a
+        one-line ScenarioError naming the parameter. Steps are left as they are.
+        """
+        for name, spec in declared_parameters(type(self)).items():
+            value = getattr(self, name)
+            if spec.quarter and isinstance(value, str):
+                step = quarters.step(start, value, f"parameter '{name}'")
+                try:
+                    spec.check(name, step)
+                except ScenarioError as err:
+                    raise ScenarioError(f"{err} (the step of {value} from the start {start})") from None
+                setattr(self, name, step)
 
     def require(self, name: str, lo: float | None, hi: float | None) -> None:
         """The old way (before :func:`param`): parameter ``name`` must be a finite number in [lo, hi].
@@ -289,10 +312,13 @@ class Strategy:
     def start(self, provider: Provider, market: CloudMarket) -> None:
         """Create the learned state (attributes ending in ``_``), once, before the first decision.
 
-        The model calls it in quarter 1, just before the provider's first :meth:`set_prices`,
-        when the market holds the starting prices, costs and capacity. The default creates
+        The model calls it just before the strategy's first :meth:`set_prices`: in quarter 1,
+        when the market holds the starting prices, costs and capacity, or, for a strategy a
+        scenario event installs later, in the quarter of the event. The default turns calendar
+        labels of ``quarter`` parameters into steps (:meth:`resolve_quarters`) and creates
         nothing; a subclass that overrides it calls ``super().start(provider, market)``.
         """
+        self.resolve_quarters(market.config.start)
 
     # --- decisions -----------------------------------------------------------------------
     def set_prices(self, provider: Provider, market: CloudMarket) -> np.ndarray:
@@ -309,22 +335,34 @@ class Strategy:
         return capex_for_utilisation(provider, market, self.target_utilisation, self.growth_multiplier)
 
     def supply_limit(self, provider: Provider, market: CloudMarket, capex: np.ndarray) -> np.ndarray:
-        """Capex cut to what the GPU supply allows (every region alike); applied after :meth:`set_capex`.
+        """Capex cut to what the provider's GPU supply allows; applied after :meth:`set_capex`.
 
-        With ``max_capacity_addition`` = g > 0, capacity may grow by at most g a quarter, net of
-        what retires: an order, which comes into service ``build_lag`` = L quarters later, may
-        bring the capacity in service then up to (1 + g)^max(L, 1) times today's, counting what
-        is already built or on order (capacity only falls after an arrival, as vintages retire,
-        until the next one). Replacing retired capacity is allowed up to that bound. 0 = no limit.
+        The supply (``provider.gpu_supply``, the provider's ``gpu_supply`` as scenario events
+        leave it) caps the net growth of capacity a quarter at g: an order, which comes into
+        service ``build_lag`` = L quarters later, may bring the capacity in service then up to
+        (1 + g)^max(L, 1) times today's, counting what is already built or on order (capacity only
+        falls after an arrival, as vintages retire, until the next one), so replacing retired
+        capacity is allowed up to that bound. A region's own supply (``gpu_supply.china``) caps
+        its capex; the supply for all regions together (``*``, or a plain number) then cuts every
+        region's capex alike. No supply given: no limit.
         """
-        limit = self.max_capacity_addition
-        if limit <= 0 or not market.capacity_limited or capex.sum() <= 0:
+        supply = provider.gpu_supply
+        if not supply or not market.capacity_limited or capex.sum() <= 0:
             return capex
         lag = market.capacity.build_lag
-        now = provider.capacity_in_service(market.quarter).sum()
-        planned = provider.capacity_in_service(market.quarter + lag).sum()
-        allowed_units = max(now * (1.0 + limit) ** max(lag, 1) - planned, 0.0)
-        allowed = allowed_units * provider.capex_per_unit_now(market)
+        now = provider.capacity_in_service(market.quarter)
+        planned = provider.capacity_in_service(market.quarter + lag)
+        unit_cost = provider.capex_per_unit_now(market)
+        capex = capex.copy()
+        for r, region in enumerate(market.region_names):
+            if region in supply:
+                allowed_units = max(now[r] * (1.0 + supply[region]) ** max(lag, 1) - planned[r], 0.0)
+                capex[r] = min(capex[r], allowed_units * unit_cost)
+        limit = supply.get("*")
+        if limit is None or capex.sum() <= 0:
+            return capex
+        allowed_units = max(now.sum() * (1.0 + limit) ** max(lag, 1) - planned.sum(), 0.0)
+        allowed = allowed_units * unit_cost
         return capex * (allowed / capex.sum()) if capex.sum() > allowed else capex
 
     def set_ecosystem_spend(self, provider: Provider, market: CloudMarket) -> float:
@@ -335,12 +373,17 @@ class Strategy:
         """Quarterly capacity growth this strategy builds for, per region (fraction per quarter).
 
         The demand trend as the utilisation rule reads it (:func:`capex_for_utilisation`, times
-        :attr:`growth_multiplier`), at most the GPU supply's ``max_capacity_addition``. Sizes
-        the orders under construction at the start (:meth:`Provider.install_starting_capacity`).
+        :attr:`growth_multiplier`), at most the provider's GPU supply (its region's, and the one
+        for all regions together). Sizes the orders under construction at the start
+        (:meth:`Provider.install_starting_capacity`).
         """
         growth = demand_trend(provider, self.growth_multiplier)
-        if self.max_capacity_addition > 0:
-            growth = np.minimum(growth, self.max_capacity_addition)
+        supply = provider.gpu_supply
+        if "*" in supply:
+            growth = np.minimum(growth, supply["*"])
+        for r, region in enumerate(market.region_names):
+            if region in supply:
+                growth[r] = min(growth[r], supply[region])
         return growth
 
     @property
@@ -559,6 +602,10 @@ def strategy_class(kind: str) -> type[Strategy]:
     return REGISTRY[kind]
 
 
+def _init_fields(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls) if f.init} if dataclasses.is_dataclass(cls) else set()
+
+
 def make_strategy(spec: StrategySpec) -> Strategy:
     """A fresh, validated strategy object for a provider.
 
@@ -566,7 +613,12 @@ def make_strategy(spec: StrategySpec) -> Strategy:
     reported as a ScenarioError naming the class (the original exception is its cause).
     """
     cls = strategy_class(spec.kind)
-    allowed = {f.name for f in dataclasses.fields(cls) if f.init} if dataclasses.is_dataclass(cls) else set()
+    if "max_capacity_addition" in spec.params and "max_capacity_addition" not in _init_fields(cls):
+        raise ScenarioError(
+            "parameter 'max_capacity_addition' is no longer a strategy's: GPU supply is the provider's "
+            "gpu_supply (providers.NAME.gpu_supply = 0.05, or a table per region such as { china = 0.05 })"
+        )
+    allowed = _init_fields(cls)
     unknown = sorted(set(spec.params) - allowed)
     if unknown:
         raise ScenarioError(

@@ -141,13 +141,15 @@ class ShareFirst(Strategy):
         12, unit="quarters", lo=0, hi=400, integer=True, doc="length of the plan (0 = no plan: utilisation rule)"
     )
     ecosystem_spend: float = 0.3e9
-    harvest_quarter: int = param(
+    harvest_quarter: int | str = param(
         0,
         unit="quarter",
         lo=0,
         hi=10_000,
         integer=True,
-        doc="from this quarter on, prices steer the margin to harvest_margin (0 = never)",
+        quarter=True,
+        doc="from this quarter on (a step, or a calendar quarter like 2027Q1), prices steer the margin to "
+        "harvest_margin (0 = never)",
     )
     harvest_margin: float = _target_margin(0.30, "operating margin the harvest steers to")
 
@@ -267,15 +269,14 @@ class PlatformEmbedded(RivalMatching):
     on all its prices there grows by s^-scarcity_response a quarter (at most ``max_premium``);
     once it serves everyone, the premium falls back by ``premium_decay`` a quarter. Capex: the
     utilisation rule run hot (``target_utilisation`` 0.9) and building for only
-    ``growth_response`` of the demand trend, and at most ``max_capacity_addition`` (5%) of its
-    capacity in service ordered a quarter (GPU supply; :meth:`Strategy.supply_limit`). The
+    ``growth_response`` of the demand trend, within the provider's GPU supply (its ``gpu_supply``;
+    Tencent's is 5% a quarter in the baseline; :meth:`Strategy.supply_limit`). The
     playbook's edge is the provider's: its captive segment (``captive_share``, ``captive_bonus``:
     enterprises tied to its consumer platform). Learned state: ``premium_`` (per region).
     """
 
     kind: ClassVar[str] = "platform_embedded"
     target_utilisation: float = 0.9
-    max_capacity_addition: float = 0.05
     match: float = 1.0
     growth_response: float = _growth_response(0.5)
     scarcity_response: float = param(
@@ -319,7 +320,15 @@ class PriceCut(Strategy):
     product: str = param("ai", unit="product name", doc="the product whose price is cut")
     region: str = param("china", unit="region name or 'all'", doc="where the price is cut")
     cut: float = param(0.97, unit="fraction of price", lo=0.0, hi=1.0, doc="the cut: price x (1 - cut)")
-    at_quarter: int = param(2, unit="quarter", lo=1, hi=10_000, integer=True, doc="first quarter of the cut price")
+    at_quarter: int | str = param(
+        2,
+        unit="quarter",
+        lo=1,
+        hi=10_000,
+        integer=True,
+        quarter=True,
+        doc="first quarter of the cut price (a step, or a calendar quarter like 2026Q2)",
+    )
 
     def check_scenario(self, scenario: Scenario) -> None:
         super().check_scenario(scenario)
