@@ -27,7 +27,9 @@ def test_every_shipped_value_cites_a_source():
             if stripped.startswith(("name", "description", "unit", "extends", "source")):
                 continue
             comment = line.split("#", 1)[1] if "#" in line else ""
-            assert re.search(r"facts\.md|history\.(csv|md)|assumption|calibrated", comment), f"{name}.toml:{number}: {line}"
+            assert re.search(r"facts\.md|history\.(csv|md)|assumption|calibrated", comment), (
+                f"{name}.toml:{number}: {line}"
+            )
 
 
 @pytest.mark.parametrize(
