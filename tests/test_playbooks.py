@@ -67,7 +67,7 @@ def test_playbooks_are_registered_and_the_baseline_uses_them():
         ({"kind": "share_first", "capex_plan": -1}, "capex_plan"),
         ({"kind": "margin_discipline", "target_margin": 2}, "target_margin"),
         ({"kind": "margin_discipline", "match": 1.5}, "match"),
-        ({"kind": "platform_embedded", "max_capacity_addition": -0.1}, "max_capacity_addition"),
+        ({"kind": "platform_embedded", "max_capacity_addition": 0.05}, "no longer a strategy's: GPU supply is"),
         ({"kind": "q_learning", "n_prices": 1}, "n_prices"),
         ({"kind": "q_learning", "price_low": 1.0}, "price_low"),
         ({"kind": "q_learning", "alpha": 0}, "alpha"),
@@ -311,7 +311,7 @@ def test_gpu_supply_caps_capacity_growth_net_of_retirements():
     grown = tencent.capacity_in_service(17).sum() / start
     assert 1.05**16 * 0.9 < grown <= 1.05**16 * (1 + 1e-9)
     assert tencent.history[-1].service_level.min() < 1.0  # and it binds: Tencent rations
-    unlimited = {"enterprises": 2000, "providers.Tencent.strategy.max_capacity_addition": 0.0}
+    unlimited = {"enterprises": 2000, "providers.Tencent.gpu_supply": {}}
     free = CloudMarket("baseline", rng=10, overrides=unlimited)
     for _ in range(16):
         free.step()

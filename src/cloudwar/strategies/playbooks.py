@@ -47,6 +47,11 @@ def _growth_response(default: float) -> Any:
     )
 
 
+def _quarter(default: int, lo: int, doc: str) -> Any:
+    """A quarter of the run: a step from ``lo`` on, or a calendar quarter such as ``"2027Q1"``."""
+    return param(default, unit="quarter", lo=lo, hi=10_000, integer=True, quarter=True, doc=doc)
+
+
 def _target_margin(default: float, doc: str) -> Any:
     """An operating-margin target (``target_margin``, ``harvest_margin``)."""
     return param(default, unit="fraction of revenue", lo=-1.0, hi=0.95, doc=doc)
@@ -141,14 +146,10 @@ class ShareFirst(Strategy):
         12, unit="quarters", lo=0, hi=400, integer=True, doc="length of the plan (0 = no plan: utilisation rule)"
     )
     ecosystem_spend: float = 0.3e9
-    harvest_quarter: int | str = param(
+    harvest_quarter: int | str = _quarter(
         0,
-        unit="quarter",
-        lo=0,
-        hi=10_000,
-        integer=True,
-        quarter=True,
-        doc="from this quarter on (a step, or a calendar quarter like 2027Q1), prices steer the margin to "
+        0,
+        "from this quarter on (a step, or a calendar quarter like 2027Q1), prices steer the margin to "
         "harvest_margin (0 = never)",
     )
     harvest_margin: float = _target_margin(0.30, "operating margin the harvest steers to")
@@ -320,15 +321,7 @@ class PriceCut(Strategy):
     product: str = param("ai", unit="product name", doc="the product whose price is cut")
     region: str = param("china", unit="region name or 'all'", doc="where the price is cut")
     cut: float = param(0.97, unit="fraction of price", lo=0.0, hi=1.0, doc="the cut: price x (1 - cut)")
-    at_quarter: int | str = param(
-        2,
-        unit="quarter",
-        lo=1,
-        hi=10_000,
-        integer=True,
-        quarter=True,
-        doc="first quarter of the cut price (a step, or a calendar quarter like 2026Q2)",
-    )
+    at_quarter: int | str = _quarter(2, 1, "first quarter of the cut price (a step, or a calendar quarter like 2026Q2)")
 
     def check_scenario(self, scenario: Scenario) -> None:
         super().check_scenario(scenario)
