@@ -5,7 +5,7 @@
 # Solara's page loads its JavaScript, CSS and fonts through the server's CDN proxy
 # (/_solara/cdn/<package>@<version>/<file>); the server answers from <venv>/share/solara/cdn/ and
 # only goes to cdn.jsdelivr.net for what is missing there. This script fetches the npm packages the
-# page asks for (the list is CDN_PACKAGES in src/cloudwar/serve.py) with `npm pack` from the npm
+# page asks for (the list is CDN_PACKAGES in src/cloudwar/dashboard/serve.py) with `npm pack` from the npm
 # registry and unpacks each into <cache>/<package>@<version>/.
 #
 # Safe to run again: a package already unpacked (its folder holds package.json) is skipped, so a run
@@ -19,7 +19,7 @@ python=.venv/bin/python
 # a plain file: importing the cloudwar package would load the whole model and take seconds).
 mapfile -t lines < <("$python" -c '
 import runpy
-serve = runpy.run_path("src/cloudwar/serve.py")
+serve = runpy.run_path("src/cloudwar/dashboard/serve.py")
 print(serve["asset_cache_dir"]())
 print(*serve["missing_assets"](), sep="\n")
 ')
