@@ -172,7 +172,7 @@ def test_a_cycle_names_its_files(tmp_path):
 def test_describe_scenario_shows_each_value_with_its_source():
     done = run("describe", "--scenario", "baseline", "--set", "enterprises=5000", "--set", "providers.AWS.price.ai=2.5")
     assert done.returncode == 0, done.stderr
-    lines = {line.split()[0]: line for line in done.stdout.splitlines()[1:]}
+    lines = {line.split()[0]: line for line in done.stdout.splitlines()[1:] if line.strip()}
     assert re.search(r"^enterprises\s+5000\s+count\s+override --set$", lines["enterprises"])
     assert re.search(r"^providers.AWS.price.ai\s+2.5\s.*override --set$", lines["providers.AWS.price.ai"])
     assert "override --set" not in lines["providers.AWS.price.cloud"]
@@ -194,8 +194,12 @@ def test_every_shipped_value_has_a_source():
             if row.source == DEFAULT_SOURCE:
                 top = row.key.split(".")[0]
                 assert top not in raw or top in ("products", "regions", "providers") or isinstance(raw[top], dict)
+            elif row.key.startswith("events."):  # an event cites its source in its own `source` field
+                continue
             elif not row.key.endswith((".name", ".unit")) and row.key not in ("name", "description"):
-                assert re.search(r"facts\.md|assumption|calibrated", row.source), (name, row)
+                assert re.search(r"facts\.md|history\.(csv|md)|assumption|calibrated", row.source), (name, row)
+        for event in raw.get("events", []):
+            assert re.search(r"facts\.md|history\.(csv|md)|assumption", event.get("source", "")), (name, event)
 
 
 def test_overrides_replace_sources_below_and_above_them():
@@ -232,9 +236,9 @@ def test_run_out_records_the_effective_scenario_and_reruns_identically(tmp_path,
     titles = []
     plot = cloudwar.results.plot_results
 
-    def recording_plot(results, path, title=""):  # the real figure, with its title noted
+    def recording_plot(results, path, title="", **kwargs):  # the real figure, with its title noted
         titles.append(title)
-        return plot(results, path, title=title)
+        return plot(results, path, title=title, **kwargs)
 
     monkeypatch.setattr(cloudwar.results, "plot_results", recording_plot)
     child = tmp_path / "child.toml"

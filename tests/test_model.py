@@ -162,6 +162,7 @@ def test_capex_becomes_capacity_after_the_build_lag():
         overrides={
             "enterprises": 2000,
             "providers.Tencent.strategy": {"kind": "cost_plus", "capex_rule": "fixed", "capex": 1e9},
+            "providers.Tencent.gpu_supply": {},  # unlimited: the test is about the lag, not the supply cap
         },
     )
     tencent = next(p for p in model.providers_list if p.name == "Tencent")
