@@ -244,9 +244,7 @@ def ProviderStrategy(draft: solara.Reactive[dict[str, Any]], preset: str, provid
                     message = f"step {value} = {ctl.show_value(value, start)}; {p.hint}"
             except ScenarioError as err:
                 error = str(err)
-            solara.InputText(
-                p.name, value=text, on_value=set_param, error=error, message=message, classes=classes
-            )
+            solara.InputText(p.name, value=text, on_value=set_param, error=error, message=message, classes=classes)
 
 
 def slug(name: str) -> str:
