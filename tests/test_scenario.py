@@ -24,10 +24,12 @@ def test_every_shipped_value_cites_a_source():
             stripped = line.strip()
             if not stripped or stripped.startswith(("#", "[")) or "=" not in stripped:
                 continue
-            if stripped.startswith(("name", "description", "unit")):
+            if stripped.startswith(("name", "description", "unit", "extends", "source")):
                 continue
             comment = line.split("#", 1)[1] if "#" in line else ""
-            assert re.search(r"facts\.md|assumption|calibrated", comment), f"{name}.toml:{number}: {line}"
+            assert re.search(r"facts\.md|history\.(csv|md)|assumption|calibrated", comment), (
+                f"{name}.toml:{number}: {line}"
+            )
 
 
 @pytest.mark.parametrize(
