@@ -213,7 +213,8 @@ def test_only_the_chosen_presets_controls_are_offered():
 # --------------------------------------------------------------------------------------------
 def test_strategy_parameters_are_shown_with_their_values_units_and_bounds():
     shown = {p.name: p for p in ctl.strategy_controls("baseline", "Alibaba")}
-    assert set(shown) >= {"price_cut", "capex_plan", "harvest_quarter", "max_capacity_addition"}
+    assert set(shown) >= {"price_cut", "capex_plan", "harvest_quarter"}
+    assert "max_capacity_addition" not in shown  # GPU supply is the provider's now (its own control)
     assert shown["price_cut"].text == "0.1" and "[0, 1]" in shown["price_cut"].hint
     assert shown["capex_plan"].text == "3.8e+11" and shown["capex_plan"].unit == "RMB"
     assert shown["harvest_quarter"].quarter and shown["harvest_quarter"].text == "0"  # 0 = never
@@ -234,7 +235,6 @@ def test_strategy_parameters_are_shown_with_their_values_units_and_bounds():
         ("share_first", "price_ratio", "{ai = 0.9}", {"ai": 0.9}),  # a table per market, as --set reads it
         ("share_first", "price_ratio", "", None),  # unset
         ("share_first", "capex_rule", "fixed", "fixed"),
-        ("platform_embedded", "max_capacity_addition", "0.025", 0.025),
     ],
 )
 def test_typed_parameters_are_read_as_set_values_and_quarters(kind, name, text, value):
@@ -267,12 +267,34 @@ def test_typed_parameters_reach_the_strategy_and_unchanged_ones_are_no_change():
     assert (strategy.harvest_quarter, strategy.price_cut) == (6, 0.10)
     assert session.controls.params == (("Alibaba", "harvest_quarter", 6),)  # 0.10 is the default: no change
     assert session.controls.settings()["Alibaba harvest_quarter"] == "2027Q1 (step 6)"
-    # GPU supply: every strategy's growth limit, e.g. export controls halving Tencent's 5% a quarter.
-    limited = MarketSession(**{param_key("Tencent", "max_capacity_addition"): "0.025"})
-    assert provider(limited, "Tencent").strategy.max_capacity_addition == 0.025
     # A new kind keeps the preset's parameters it accepts, then the typed ones.
     switched = MarketSession(**{"strategy: AWS": "price_cut", param_key("AWS", "at_quarter"): "2026Q4"})
     assert provider(switched, "AWS").strategy.at_quarter == 5
+
+
+def test_gpu_supply_is_a_provider_control_checked_by_the_schema():
+    shown = ctl.gpu_controls("baseline", "Tencent")
+    assert [(g.region, g.text) for g in shown] == [("*", "0.05")]  # the preset's 5% a quarter, all regions
+    assert shown[0].show("0.05") == f"0.05 = 5% {ctl.GPU_UNIT}" and shown[0].show("") == "unlimited"
+    assert [g.text for g in ctl.gpu_controls("baseline", "AWS")] == [""]  # unlimited in the preset
+    # Export controls halve Tencent's GPU supply: the provider field, not a strategy parameter.
+    limited = MarketSession(**{ctl.gpu_key("Tencent"): "2.5%"})
+    assert limited.error is None and provider(limited, "Tencent").gpu_supply == {"*": 0.025}
+    assert limited.controls.overrides(BASELINE)["providers.Tencent.gpu_supply.*"] == 0.025
+    assert limited.controls.settings()["Tencent GPU supply"] == "2.5% a quarter"
+    # One region only: the other regions keep the preset's limit.
+    china = MarketSession(**{ctl.gpu_key("Tencent", "china"): "0.01"})
+    assert provider(china, "Tencent").gpu_supply == {"*": 0.05, "china": 0.01}
+    assert MarketSession(**{ctl.gpu_key("Tencent"): "0.05"}).controls.gpu_supply == ()  # the preset's: no change
+    # Bad values: one line, from the schema's own bounds and region names.
+    for key, text, message in [
+        (ctl.gpu_key("Tencent"), "-0.1", "Tencent GPU supply: providers.Tencent.gpu_supply"),
+        (ctl.gpu_key("Tencent"), "lots", "Tencent GPU supply: expected a fraction of capacity a quarter"),
+        (ctl.gpu_key("Tencent", "mars"), "0.1", "'mars' is not a region of this scenario"),
+        (ctl.gpu_key("Tencent"), "", "the preset limits it to 0.05"),
+    ]:
+        session = MarketSession(**{key: text})
+        assert session.market is None and message in session.error and "\n" not in session.error, session.error
 
 
 def test_values_written_as_toml_read_back_the_same():
@@ -301,7 +323,7 @@ def test_exported_command_reproduces_the_exported_table(tmp_path):
         f"{STRATEGY_KEY}AWS": "price_cut",
         param_key("AWS", "cut"): "0.2",
         param_key("Alibaba", "harvest_quarter"): "2026Q3",
-        param_key("Tencent", "max_capacity_addition"): "0.025",
+        ctl.gpu_key("Tencent"): "0.025",
     }
     session = MarketSession(**inputs)
     for _ in range(4):
@@ -309,6 +331,7 @@ def test_exported_command_reproduces_the_exported_table(tmp_path):
     assert session.error is None
     command = session.command()
     assert "--quarters 4" in command and "harvest_quarter = 4" in command
+    assert "--set 'providers.Tencent.gpu_supply.*=0.025'" in command
     argv = __import__("shlex").split(command)
     argv[argv.index("--out") + 1] = str(tmp_path / "run")
     subprocess.run([sys.executable, "-m", "cloudwar.cli", *argv[1:]], check=True, capture_output=True)

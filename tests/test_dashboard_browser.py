@@ -291,7 +291,12 @@ def test_export_downloads_a_table_that_the_shown_command_reproduces(page: Page, 
     thumb.focus()
     thumb.press("ArrowLeft")  # x0.95
     open_strategy(page, "Tencent")
-    type_param(page, "max_capacity_addition", "0.025")  # export controls: GPU supply halved (5% -> 2.5%)
+    gpu = page.locator(".cloudwar-gpu-tencent-all")
+    expect(gpu).to_contain_text("0.05 = 5% max net capacity growth per quarter")  # the preset's, with its unit
+    gpu.locator("input").fill("0.025")  # export controls: GPU supply halved (5% -> 2.5%)
+    gpu.locator("input").press("Enter")
+    expect(gpu).to_contain_text("2.5% max net capacity growth per quarter")
+    expect(stale(page)).to_contain_text("Tencent GPU supply: as in the preset \u2192 2.5% a quarter")
     reset(page)
     for k in (1, 2, 3):
         step(page, f"Quarter {k} of 40")
@@ -309,7 +314,7 @@ def test_export_downloads_a_table_that_the_shown_command_reproduces(page: Page, 
     command = page.locator(".cloudwar-command").inner_text()
     argv = shlex.split(command)
     assert argv[:2] == ["cloudwar", "run"] and "--quarters" in argv
-    assert any(a.startswith("providers.Tencent.strategy=") and "max_capacity_addition = 0.025" in a for a in argv)
+    assert "providers.Tencent.gpu_supply.*=0.025" in argv
     argv[argv.index("--out") + 1] = str(tmp_path / "cli")
     cloudwar = Path(sys.executable).with_name("cloudwar")
     subprocess.run([str(cloudwar), *argv[1:]], check=True, capture_output=True, timeout=300)

@@ -218,19 +218,16 @@ def ProviderStrategy(draft: solara.Reactive[dict[str, Any]], preset: str, provid
         solara.Error(str(err))
         return
     shown = kind if kind != ctl.PRESETS_OWN else f"{ctl.preset_kind(preset, provider)} (preset's)"
-    edited = sum(1 for p in params if p.key in inputs)
+    supply = ctl.gpu_controls(preset, provider)
+    edited = sum(1 for p in [*params, *supply] if p.key in inputs)
     summary = f"{provider}: {shown}" + (f", {edited} parameter{'s' * (edited > 1)} changed" if edited else "")
     with solara.Details(summary=summary):
         solara.Select(f"{provider} strategy", values=ctl.strategy_kinds(), value=kind, on_value=set_kind)
+        for g in supply:
+            GpuSupply(draft, preset, g)
         for p in params:
             text = str(inputs.get(p.key, p.text))
-
-            def set_param(value: Any, p: ctl.ParamControl = p) -> None:
-                new = {k: v for k, v in draft.value.items() if k != p.key}
-                if str(value).strip() != p.text:  # typed back to the value it has: no change
-                    new[p.key] = value
-                draft.set(new)
-
+            set_param = _set_text(draft, p.key, p.text)
             classes = ["cloudwar-param", f"cloudwar-param-{slug(provider)}-{p.name}"]
             if p.choices is not None:
                 solara.Select(p.name, values=list(p.choices), value=text, on_value=set_param, classes=classes)
@@ -244,9 +241,38 @@ def ProviderStrategy(draft: solara.Reactive[dict[str, Any]], preset: str, provid
                     message = f"step {value} = {ctl.show_value(value, start)}; {p.hint}"
             except ScenarioError as err:
                 error = str(err)
-            solara.InputText(
-                p.name, value=text, on_value=set_param, error=error, message=message, classes=classes
-            )
+            solara.InputText(p.name, value=text, on_value=set_param, error=error, message=message, classes=classes)
+
+
+def _set_text(draft: solara.Reactive[dict[str, Any]], key: str, shipped: str) -> Callable[[Any], None]:
+    """A text field's setter: the typed text kept under ``key``, or dropped when it is the preset's."""
+
+    def set_value(value: Any) -> None:
+        new = {k: v for k, v in draft.value.items() if k != key}
+        if str(value).strip() != shipped:  # typed back to the value it has: no change
+            new[key] = value
+        draft.set(new)
+
+    return set_value
+
+
+@solara.component
+def GpuSupply(draft: solara.Reactive[dict[str, Any]], preset: str, g: ctl.GpuControl) -> None:
+    """One GPU supply limit of a provider (the provider field ``gpu_supply``), its value shown with its unit."""
+    text = str(draft.value.get(g.key, g.text))
+    error: str | bool = False
+    try:
+        ctl.parse_gpu(g.provider, g.region, text, preset)
+    except ScenarioError as err:
+        error = str(err)
+    classes = [
+        "cloudwar-param",
+        f"cloudwar-gpu-{slug(g.provider)}-{'all' if g.region == ctl.ALL_REGIONS else slug(g.region)}",
+    ]
+    message = f"{g.show(text)}; fraction (0.025 or 2.5%); empty = unlimited"
+    solara.InputText(
+        g.label, value=text, on_value=_set_text(draft, g.key, g.text), error=error, message=message, classes=classes
+    )
 
 
 def slug(name: str) -> str:
