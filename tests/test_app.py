@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 import solara
 from solara.widgets import HTML
 
+from cloudwar import plots
 from cloudwar.cli import main
 from cloudwar.dashboard import app, serve
 from cloudwar.dashboard import controls as ctl
@@ -537,6 +539,61 @@ def test_page_marks_pending_changes_pins_compares_and_exports():
     assert card and "--quarters 1" in card[0] and "providers.Alibaba.price=" in card[0]
     button(rc, "Unpin").click()
     assert "Compared with the pinned run" not in summary(rc)
+
+
+def test_events_are_listed_checked_pending_exported_and_drawn(tmp_path):
+    shipped = ctl.preset_events("history")
+    assert shipped and shipped[0].at == "2023Q4" and "providers.Baidu.gpu_supply.china = 0.1" in shipped[0].keys
+    # The preset's timeline as shipped is no change; one more event is, validated by the scenario.
+    assert Controls.from_inputs({"preset": "history", ctl.EVENTS_KEY: tuple(shipped)}).events is None
+    added = ctl.EventEntry("2024Q4", "export controls tighten", "providers.Tencent.gpu_supply = 0.01\n")
+    inputs = {"preset": "history", "enterprises": 600, ctl.EVENTS_KEY: (*shipped[1:], added)}
+    session = MarketSession(**inputs)
+    assert session.error is None
+    assert ("2024Q4", "export controls tighten") in [(e.label, e.name) for e in session.market.events]
+    assert shipped[0].name not in [e.name for e in session.market.events]  # removed
+    assert "2024Q4 export controls tighten" in session.controls.settings()["events"]
+    for bad, message in [
+        ("providers.Nobody.gpu_supply = 0.01", 'events[5] ("x", 2024Q4): providers.Nobody.gpu_supply: no provider'),
+        ("providers.Tencent.gpux = 1", "not a key an event can set"),
+        ("garbage", "event \"x\" (2024Q4): --set 'garbage': expected key=value"),
+    ]:
+        failed = MarketSession(preset="history", events=(*shipped, ctl.EventEntry("2024Q4", "x", bad)))
+        assert failed.market is None and message in failed.error and "\n" not in failed.error, failed.error
+    # Drawn on the charts: a dotted line per event in the quarters run.
+    for _ in range(6):
+        session.step()
+    figure = CHARTS["shares-1"](session, None)
+    marks = [line for line in figure.axes[0].lines if line.get_gid() == plots.EVENT_GID]
+    assert sorted(line.get_xdata()[0] for line in marks) == [e.step for e in session.market.events if e.step <= 6]
+    # The exported command (events as --set events=[...]) reproduces the table.
+    argv = shlex.split(session.command())
+    assert any(a.startswith("events=[") and "export controls tighten" in a for a in argv)
+    argv[argv.index("--out") + 1] = str(tmp_path / "run")
+    subprocess.run([sys.executable, "-m", "cloudwar.cli", *argv[1:]], check=True, capture_output=True)
+    assert (tmp_path / "run" / "results.csv").read_bytes() == session.results_csv()
+
+
+def test_page_events_editor_adds_refuses_and_removes():
+    rc = render_page()
+    assert "No events in baseline" in " ".join(str(w.children) for w in rc.find(v.Html).widgets)
+    keys = rc.find(v.Textarea, label="Event keys").widget
+    rc.find(v.TextField, label="Event quarter").widget.v_model = "2026Q2"
+    rc.find(v.TextField, label="Event name").widget.v_model = "x"
+    keys.v_model = "providers.Nobody.gpu_supply = 0.01"
+    button(rc, "Add event").click()
+    assert any("no provider named 'Nobody'" in m for m in errors(rc))  # refused, in one line
+    assert stale(rc) == []
+    rc.find(v.TextField, label="Event name").widget.v_model = "export controls tighten"
+    keys.v_model = "providers.Tencent.gpu_supply = 0.01"
+    button(rc, "Add event").click()
+    assert not any("Nobody" in m for m in errors(rc))
+    assert any("events: as in the preset → 2026Q2 export controls tighten" in m for m in stale(rc))
+    button(rc, "Reset").click()
+    assert stale(rc) == []
+    assert "export controls tighten" in " ".join(str(w.unsafe_innerHTML) for w in rc.find(HTML).widgets)
+    button(rc, "Remove").click()
+    assert any("events: 2026Q2 export controls tighten → as in the preset" in m for m in stale(rc))
 
 
 def test_each_page_has_its_own_model():

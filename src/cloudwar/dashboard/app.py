@@ -90,6 +90,7 @@ from cloudwar.dashboard.charts import CHARTS, charts_png
 from cloudwar.dashboard.session import MarketSession, PinnedRun
 from cloudwar.dashboard.summary import comparison_html, summary_html
 from cloudwar.scenario import ScenarioError
+from cloudwar.scenario.events import SUPPORTED as SUPPORTED_EVENT_KEYS
 
 TITLE = "cloudwar: the AI cloud market"
 
@@ -290,6 +291,82 @@ def StrategyControls(draft: solara.Reactive[dict[str, Any]]) -> None:
         return
     for name in names:
         ProviderStrategy(draft, preset, name)
+
+
+@solara.component
+def EventsEditor(draft: solara.Reactive[dict[str, Any]]) -> None:
+    """The scenario's events timeline: the preset's events (e.g. history's), each removable, and a
+    form to add one (quarter, name, one ``key = value`` a line with the keys of ``--set``). An added
+    event is checked by the scenario's own event validation first (its one-line message shown here
+    if it fails); the edited timeline is pending until Reset, and exported with the command."""
+    at = solara.use_reactive("")
+    name = solara.use_reactive("")
+    keys = solara.use_reactive("")
+    problem = solara.use_reactive(None)
+    preset = draft.value.get("preset", ctl.DEFAULT_PRESET)
+    try:
+        shipped = ctl.preset_events(preset)
+    except ScenarioError:
+        return
+    entries = list(draft.value.get(ctl.EVENTS_KEY, shipped))
+
+    def set_entries(new: list[ctl.EventEntry]) -> None:
+        rest = {k: v for k, v in draft.value.items() if k != ctl.EVENTS_KEY}
+        draft.set(rest if new == shipped else {**rest, ctl.EVENTS_KEY: tuple(new)})
+
+    def add() -> None:
+        entry = ctl.EventEntry(at.value.strip(), name.value.strip(), keys.value)
+        try:
+            if not entry.name:
+                raise ScenarioError("an event needs a name")
+            ctl.parse_events_input(preset, [*entries, entry])
+        except ScenarioError as err:
+            problem.set(str(err))
+            return
+        problem.set(None)
+        set_entries([*entries, entry])
+        at.set("")
+        name.set("")
+        keys.set("")
+
+    with solara.Card("Events timeline", classes=["cloudwar-events"]):
+        if not entries:
+            solara.Text(f"No events in {preset}: add one below.", classes=["cloudwar-note"])
+        for i, e in enumerate(entries):
+            lines = "".join(f"<br><code>{escape(line)}</code>" for line in e.keys.splitlines() if line.strip())
+            with solara.Row(style={"align-items": "flex-start"}, gap="4px", classes=["cloudwar-event"]):
+                solara.HTML(
+                    tag="div",
+                    unsafe_innerHTML=f"<b>{escape(e.at)}</b> {escape(e.name)}{lines}",
+                    classes=["cloudwar-event-text"],
+                )
+                solara.Button(
+                    "Remove",
+                    on_click=lambda i=i: set_entries(entries[:i] + entries[i + 1 :]),
+                    text=True,
+                    small=True,
+                    classes=[f"cloudwar-event-remove-{i}"],
+                )
+        solara.InputText(
+            "Event quarter", value=at, continuous_update=True, message="calendar quarter, e.g. 2027Q1, or a model step"
+        )
+        solara.InputText("Event name", value=name, continuous_update=True, message="what happens (shown on the charts)")
+        solara.InputTextArea(
+            "Event keys",
+            value=keys,
+            rows=3,
+            continuous_update=True,
+            message="one key = value a line, keys as --set: " + SUPPORTED_EVENT_KEYS,
+        )
+        with solara.Row():
+            solara.Button("Add event", on_click=add, color="primary", outlined=True)
+            if ctl.EVENTS_KEY in draft.value:
+                solara.Button("Preset's events", on_click=lambda: set_entries(shipped), outlined=True)
+        if problem.value:
+            solara.Error(problem.value, classes=["cloudwar-event-error"], dense=True)
+
+
+SIDEBAR_SECTIONS.append(EventsEditor)
 
 
 @solara.component

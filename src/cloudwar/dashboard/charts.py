@@ -67,7 +67,11 @@ def _figure() -> tuple[Figure, Any]:
 
 
 def _finish(name: str, ax: Any, session: MarketSession, pinned: PinnedRun | None) -> None:
-    """A drawn chart's legend (fixed place: "best" would cost a search per chart) and the overlays."""
+    """A drawn chart's scenario events (dotted lines, named on the share charts), its legend (fixed
+    place: "best" would cost a search per chart) and the overlays."""
+    if session.market is not None:
+        events = [(e.step, e.name) for e in session.market.events]
+        plots.mark_events(ax, events, named=name.startswith("shares"))
     plots.legend(ax, compared=pinned is not None)
     for overlay in OVERLAYS:
         overlay(name, ax, session)

@@ -50,6 +50,7 @@ PARAM_KEY = "param: "  # input name prefix: "param: Alibaba: harvest_quarter"
 GPU_KEY = "gpu: "  # input name prefix: "gpu: Tencent: *" (all regions together), "gpu: Tencent: china"
 ALL_REGIONS = "*"  # a GPU supply limit on all regions together (the scenario's '*')
 GPU_UNIT = "max net capacity growth per quarter"
+EVENTS_KEY = "events"  # input: the whole events timeline as edited (absent: the preset's)
 QUARTER_UNIT = "quarter"  # a declared parameter in this unit names a model step
 AS_PRESET = "as in the preset"  # a setting that leaves the preset as shipped
 
@@ -219,7 +220,7 @@ def _check_overrides(preset: str, overrides: str, where: str) -> None:
     try:
         load_scenario(preset, parse_override(f"x={overrides}")[1])
     except ScenarioError as err:
-        raise ScenarioError(f"{where}: {err}") from None
+        raise ScenarioError(f"{where}: {err}" if where else str(err)) from None
 
 
 def param_key(provider: str, name: str) -> str:
@@ -286,6 +287,55 @@ def effective_params(config: Scenario, provider: str, kind: str = PRESETS_OWN) -
     cls = strategy_class(spec.strategy.kind if kind == PRESETS_OWN else kind)
     fields = {f.name: f.default for f in dataclasses.fields(cls) if f.init}
     return {**fields, **{k: v for k, v in spec.strategy.params.items() if k in fields}}
+
+
+# --------------------------------------------------------------------------------------------
+# The events timeline
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EventEntry:
+    """One event of the timeline editor as typed: the quarter (``2027Q1`` or a model step), the
+    name, the keys set (text, one ``key = value`` a line, the keys of ``--set``) and the source."""
+
+    at: str
+    name: str
+    keys: str
+    source: str = ""
+
+    def raw(self) -> dict[str, Any]:
+        """The event as a raw ``[[events]]`` table; ScenarioError naming the event if a line is not
+        ``key = value``."""
+        keys: dict[str, Any] = {}
+        for line in self.keys.splitlines():
+            if not line.strip():
+                continue
+            try:
+                key, value = parse_override(line.strip())
+            except ScenarioError as err:
+                raise ScenarioError(f'event "{self.name}" ({self.at}): {err}') from None
+            keys[key.strip().strip("\"'")] = value
+        at: int | str = int(self.at) if self.at.strip().isdigit() else self.at.strip()
+        out = {"at": at, "name": self.name.strip(), "set": keys}
+        if self.source:
+            out["source"] = self.source
+        return out
+
+
+def preset_events(preset: str) -> list[EventEntry]:
+    """The events of ``preset`` as the editor shows them (one ``key = value`` a line)."""
+    return [
+        EventEntry(str(e.at), e.name, "\n".join(f"{k} = {toml_value(v)}" for k, v in e.set.items()), e.source)
+        for e in preset_scenario(preset).events
+    ]
+
+
+def parse_events_input(preset: str, entries: Any) -> tuple[dict[str, Any], ...]:
+    """The edited timeline (:class:`EventEntry` or their dicts) as raw ``[[events]]`` tables, checked
+    by the scenario's own event validation against ``preset`` (keys, providers, values, quarters):
+    ScenarioError with its one line (``events[2] ("...", 2027Q1): ...``) otherwise."""
+    raws = tuple((e if isinstance(e, EventEntry) else EventEntry(**e)).raw() for e in entries)
+    _check_overrides(preset, toml_value({"events": list(raws)}), "")
+    return raws
 
 
 # --------------------------------------------------------------------------------------------
@@ -371,9 +421,8 @@ class Controls:
     network_weight: float = 1.0
     strategies: tuple[tuple[str, str], ...] = ()  # (provider, strategy kind) replacing the preset's
     params: tuple[tuple[str, str, Any], ...] = ()  # (provider, parameter, value) differing from the preset's
-    gpu_supply: tuple[
-        tuple[str, str, float], ...
-    ] = ()  # (provider, region or '*', fraction) differing from the preset's
+    gpu_supply: tuple[tuple[str, str, float], ...] = ()  # (provider, region or '*', fraction) differing from preset
+    events: tuple[dict[str, Any], ...] | None = None  # the whole timeline as raw [[events]]; None = the preset's
 
     @classmethod
     def from_inputs(cls, inputs: Mapping[str, Any]) -> Controls:
@@ -384,7 +433,8 @@ class Controls:
         values: dict[str, Any] = {}
         strategies = []
         typed: list[tuple[str, str, Any]] = []
-        simple = {f.name for f in dataclasses.fields(cls)} - {"strategies", "params", "gpu_supply"}
+        simple = {f.name for f in dataclasses.fields(cls)} - {"strategies", "params", "gpu_supply", "events"}
+        edited_events = None
         gpu: list[tuple[str, str, Any]] = []
         for key, value in inputs.items():
             if key.startswith(STRATEGY_KEY):
@@ -396,6 +446,8 @@ class Controls:
             elif key.startswith(GPU_KEY) and ": " in key[len(GPU_KEY) :]:
                 provider, _, region = key[len(GPU_KEY) :].rpartition(": ")
                 gpu.append((provider, region, value))
+            elif key == EVENTS_KEY:
+                edited_events = value
             elif key in simple:
                 values[key] = value
             else:
@@ -438,7 +490,15 @@ class Controls:
                 )
             if value is not None and not _same(value, before):
                 supply.append((provider, region, value))
-        return cls(**values, strategies=tuple(strategies), params=tuple(params), gpu_supply=tuple(supply))
+        events = None
+        if edited_events is not None:
+            preset = values.get("preset", DEFAULT_PRESET)
+            events = parse_events_input(preset, edited_events)
+            if list(events) == [e.raw() for e in preset_events(preset)]:
+                events = None  # the preset's timeline as shipped: no change
+        return cls(
+            **values, strategies=tuple(strategies), params=tuple(params), gpu_supply=tuple(supply), events=events
+        )
 
     def overrides(self, base: Scenario) -> dict[str, Any]:
         """Dotted-key scenario overrides that turn the preset ``base`` into these controls' model."""
@@ -476,6 +536,8 @@ class Controls:
         for name, region, value in self.gpu_supply:
             provider(name, f"{name} GPU supply")
             out[f"providers.{name}.gpu_supply.{region}"] = value
+        if self.events is not None:
+            out["events"] = list(self.events)
         if self.alibaba_price_level != 1.0:
             spec = provider("Alibaba", "Alibaba price level")
             out["providers.Alibaba.price"] = {
@@ -525,6 +587,8 @@ class Controls:
         for name, region, value in self.gpu_supply:
             where = "" if region == ALL_REGIONS else f" ({region})"
             out[f"{name} GPU supply{where}"] = f"{100 * value:.3g}% a quarter"
+        if self.events is not None:
+            out["events"] = "; ".join(f"{e['at']} {e['name']}" for e in self.events) or "none"
         for name, parameter, value in self.params:
             quarter = _is_quarter(self, name, parameter)
             text = show_value(value, start if quarter else None) or "unset"
