@@ -574,6 +574,41 @@ def test_events_are_listed_checked_pending_exported_and_drawn(tmp_path):
     assert (tmp_path / "run" / "results.csv").read_bytes() == session.results_csv()
 
 
+def test_history_preset_draws_the_actual_points_on_the_models_lines():
+    from cloudwar.dashboard import history
+    from cloudwar.runs.backtest import read_history
+
+    assert "history" in ctl.scenario_controls("history")[0].values  # a preset of the page
+    session = MarketSession(preset="history", enterprises=600)
+    for _ in range(4):
+        session.step()
+    actual = read_history().set_index(["series", "quarter"])["value"]
+    # Margins: AWS's and Google Cloud's operating margins, Alibaba's cloud margin, in the quarters run.
+    margins = history.chart_points("margins", session)
+    aws = margins[margins.provider == "AWS"]
+    assert list(aws.period) == ["2023Q3", "2023Q4", "2024Q1", "2024Q2"] and list(aws.step) == [1, 2, 3, 4]
+    assert list(aws.value) == [actual["aws_operating_margin_pct", q] for q in aws.period]
+    assert {"Alibaba", "AWS", "Google"} == set(margins.provider)
+    assert history.chart_points("shares-1", session).empty  # Omdia's 2025H1 shares: not reached yet
+    assert history.chart_points("shares-2", session).empty  # no series of rest-of-world cloud shares
+    figure = CHARTS["margins"](session, None)
+    drawn = [c for c in figure.axes[0].collections if c.get_label() == "_AWS actual"]
+    assert drawn and [tuple(xy) for xy in drawn[0].get_offsets()] == list(zip(aws.step, aws.value, strict=True))
+    session.chart_png("margins", CHARTS["margins"])
+    assert "actual (history.csv)" in session.chart_text("margins")  # the legend names them
+    for _ in range(5):
+        session.step()
+    shares = history.chart_points("shares-1", session)  # China AI shares, 2025H1: between 2025Q1 and Q2
+    assert set(shares.step) == {7.5} and "Volcano Engine" in set(shares.provider)
+    assert shares.set_index("provider").value["Alibaba"] == actual["omdia_china_ai_cloud_share_alibaba_pct", "2025H1"]
+    # Another preset has no history: nothing drawn.
+    other = MarketSession(enterprises=600)
+    other.step()
+    assert history.chart_points("margins", other).empty
+    other.chart_png("margins", CHARTS["margins"])
+    assert "actual (history.csv)" not in other.chart_text("margins")
+
+
 def test_page_events_editor_adds_refuses_and_removes():
     rc = render_page()
     assert "No events in baseline" in " ".join(str(w.children) for w in rc.find(v.Html).widgets)

@@ -86,6 +86,7 @@ from mesa.visualization.solara_viz import ModelController
 from mesa.visualization.utils import update_counter
 
 from cloudwar.dashboard import controls as ctl
+from cloudwar.dashboard import history  # noqa: F401  (registers the history points overlay)
 from cloudwar.dashboard.charts import CHARTS, charts_png
 from cloudwar.dashboard.session import MarketSession, PinnedRun
 from cloudwar.dashboard.summary import comparison_html, summary_html
