@@ -356,7 +356,17 @@ def test_a_pinned_run_is_compared_quarter_by_quarter():
     np.testing.assert_allclose(table["Δ NPV (USD bn)"], now["NPV (USD bn)"] - then["NPV (USD bn)"])
     np.testing.assert_allclose(table["Δ China AI share"], now["China AI share"] - then["China AI share"])
     assert table["Δ China AI share"].abs().max() > 0  # a deeper cut moves shares
+
+    # Enterprise value (NPV so far + terminal value), from each run's tidy table at quarter 3.
+    def value(results):
+        rows = results[(results.metric == "enterprise_value") & (results.quarter == 3) & (results.region == "all")]
+        return rows[rows["product"] == "all"].set_index("provider")["value"].reindex(table.index) / 1e9
+
+    np.testing.assert_allclose(table["EV pinned (USD bn)"], value(pinned.results))
+    np.testing.assert_allclose(table["Δ EV (USD bn)"], value(after.results()) - value(pinned.results))
+    assert table["Δ EV (USD bn)"].abs().max() > 0
     html = comparison_html(after, pinned)
+    assert "<th>Δ EV (USD bn)</th>" in html
     assert "Alibaba price_cut: as in the preset → 0.3" in html and "at quarter 3 (2026Q2)" in html
     # The same model again: every paired difference is zero.
     again = MarketSession(enterprises=800)

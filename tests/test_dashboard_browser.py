@@ -278,6 +278,7 @@ def test_strategy_parameters_pin_compare_and_log_prices(page: Page, dashboard: s
     body = page.locator(".cloudwar-summary-body")
     expect(body).to_contain_text("Pinned \u2192 this run: Alibaba harvest_quarter: as in the preset \u2192 2026Q3")
     expect(page.locator("table.cloudwar-compare")).to_contain_text("Alibaba")
+    expect(page.locator("table.cloudwar-compare")).to_contain_text("\u0394 EV (USD bn)")  # enterprise value paired
     expect(body).to_contain_text("This run minus the pinned run at quarter 4 (2026Q3)")
     expect(page.locator(".cloudwar-chart-text-shares-1")).to_contain_text("dashed: pinned run")
     assert chart_src(page, "shares-1") != pinned_src
