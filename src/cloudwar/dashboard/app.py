@@ -115,6 +115,10 @@ CSS = """
   padding: 6px; margin: 4px 0; max-height: 12em; overflow-y: auto; }
 .cloudwar-sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 .cloudwar-param { margin-bottom: 10px; }
+.cloudwar-event { flex-wrap: nowrap; margin-bottom: 4px; }
+.cloudwar-event-text { flex: 1 1 auto; min-width: 0; font-size: 12px; line-height: 1.3; overflow-wrap: anywhere; }
+.cloudwar-event-text code { font-size: 10px !important; background: none !important; padding: 0 !important;
+  color: #444 !important; overflow-wrap: anywhere; }
 .cloudwar-param .v-text-field__details, .cloudwar-param .v-messages { height: auto; min-height: 0; overflow: visible; }
 .cloudwar-param .v-messages__message { font-size: 10.5px; line-height: 1.25; }
 """
