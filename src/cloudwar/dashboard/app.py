@@ -6,15 +6,17 @@ Start it with ``cloudwar serve`` (or ``solara run cloudwar.dashboard.app``). The
   play, Step, with the play and render intervals), a **pending changes** marker, **Compare**
   (pin this run), **Export** (the tidy table as CSV, the charts as PNG, the equivalent
   ``cloudwar run`` command), the **scenario** controls of the chosen preset and each of its
-  providers' **strategy** with its parameters; every control shows its value;
+  providers' **strategy** with its parameters and GPU supply, and the **events timeline** (the
+  first of :data:`SIDEBAR_SECTIONS`); every control shows its value;
 * a summary card: the quarter (and calendar quarter), the settings in effect, who leads, a table
   of shares, margins, cumulative free cash flow and NPV, and with a pinned run the paired
   difference of the headline numbers;
 * charts (matplotlib PNGs, drawn once per quarter), each with its own legend and calendar axis:
   revenue share in China AI and in rest-of-world cloud, operating margin with the 30% "AWS model"
   line, prices in the same two markets (log scale where they span an order of magnitude),
-  capacity utilisation and cumulative free cash flow, the pinned run dashed; and a sample of the
-  enterprise network coloured by AI provider, with its key.
+  capacity utilisation and cumulative free cash flow, the pinned run dashed, the scenario's events
+  dotted, and for the history preset history.csv's actual points (:mod:`cloudwar.dashboard.history`);
+  and a sample of the enterprise network coloured by AI provider, with its key.
 
 The page is built from Mesa's :class:`~mesa.visualization.solara_viz.ModelController` rather than
 ``SolaraViz`` itself: SolaraViz builds its model controls once per page, shows slider values only
@@ -69,6 +71,10 @@ network effect            multiplies ``choice.network_weight`` (utility per neig
                           replaces it, keeping the preset's parameters the new kind accepts
 <provider> parameters     each declared parameter of the provider's strategy, shown with its
                           value, unit and accepted values; a quarter accepts ``2027Q1`` or a step
+<provider> GPU supply     the provider field ``gpu_supply`` (max net capacity growth per quarter,
+                          a fraction), all regions together and each region the preset limits
+events timeline           the scenario's ``events``: the preset's, with events removed or added
+                          (quarter, name, ``key = value`` lines), exported as ``--set events=[...]``
 ========================  =====================================================================
 
 Multipliers at 1 and "preset's" choices leave the preset exactly as shipped, so the default page

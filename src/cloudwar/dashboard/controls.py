@@ -10,13 +10,17 @@ control means), read from the sidebar's inputs, a flat dict (:func:`default_inpu
   :func:`parse_param` against the strategy's declaration (:func:`cloudwar.strategies.param`:
   bounds, whole numbers, choices), the one place parameters are validated. A parameter whose
   unit is ``quarter`` also accepts a calendar quarter (``2027Q1``), turned into the model step
-  the strategy takes (:mod:`cloudwar.quarters`).
+  the strategy takes (:mod:`cloudwar.quarters`);
+* ``"gpu: <provider>: <region>"`` (``*`` = all regions together): the provider's GPU supply limit
+  (fraction of capacity a quarter), read by :func:`parse_gpu` and checked by the scenario schema;
+* ``"events"``: the whole events timeline as edited (:class:`EventEntry` items; absent = the
+  preset's), checked by the scenario's event validation (:func:`parse_events_input`).
 
 :meth:`Controls.overrides` turns them into the dotted-key overrides of ``--set``, and
 :meth:`Controls.command` into the ``cloudwar run`` command that runs the same model. Nothing
 here imports Solara.
 
-To add a control (e.g. an events timeline): a field of :class:`Controls`, read in
+To add a control (as GPU supply and the events timeline do): a field of :class:`Controls`, read in
 :meth:`Controls.from_inputs` (inputs with a prefix of their own, like ``param:``), applied in
 :meth:`Controls.overrides` (so that the exported command carries it too) and named in
 :meth:`Controls.settings` (so that pending changes and comparisons show it).
