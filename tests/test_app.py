@@ -735,7 +735,7 @@ def test_serve_module_is_cheap_to_import():
 
 
 def test_only_the_page_module_imports_solara():
-    modules = ", ".join(f"cloudwar.dashboard.{m}" for m in ("controls", "session", "charts", "summary"))
+    modules = ", ".join(f"cloudwar.dashboard.{m}" for m in ("controls", "session", "charts", "summary", "history"))
     code = (
         f"import sys, {modules}; "
         "print(sorted(m for m in ('solara', 'mesa.visualization', 'ipywidgets') if m in sys.modules))"
