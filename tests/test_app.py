@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 import solara
 from solara.widgets import HTML
 
+from cloudwar import plots
 from cloudwar.cli import main
 from cloudwar.dashboard import app, serve
 from cloudwar.dashboard import controls as ctl
@@ -213,7 +215,8 @@ def test_only_the_chosen_presets_controls_are_offered():
 # --------------------------------------------------------------------------------------------
 def test_strategy_parameters_are_shown_with_their_values_units_and_bounds():
     shown = {p.name: p for p in ctl.strategy_controls("baseline", "Alibaba")}
-    assert set(shown) >= {"price_cut", "capex_plan", "harvest_quarter", "max_capacity_addition"}
+    assert set(shown) >= {"price_cut", "capex_plan", "harvest_quarter"}
+    assert "max_capacity_addition" not in shown  # GPU supply is the provider's now (its own control)
     assert shown["price_cut"].text == "0.1" and "[0, 1]" in shown["price_cut"].hint
     assert shown["capex_plan"].text == "3.8e+11" and shown["capex_plan"].unit == "RMB"
     assert shown["harvest_quarter"].quarter and shown["harvest_quarter"].text == "0"  # 0 = never
@@ -234,7 +237,6 @@ def test_strategy_parameters_are_shown_with_their_values_units_and_bounds():
         ("share_first", "price_ratio", "{ai = 0.9}", {"ai": 0.9}),  # a table per market, as --set reads it
         ("share_first", "price_ratio", "", None),  # unset
         ("share_first", "capex_rule", "fixed", "fixed"),
-        ("platform_embedded", "max_capacity_addition", "0.025", 0.025),
     ],
 )
 def test_typed_parameters_are_read_as_set_values_and_quarters(kind, name, text, value):
@@ -267,12 +269,34 @@ def test_typed_parameters_reach_the_strategy_and_unchanged_ones_are_no_change():
     assert (strategy.harvest_quarter, strategy.price_cut) == (6, 0.10)
     assert session.controls.params == (("Alibaba", "harvest_quarter", 6),)  # 0.10 is the default: no change
     assert session.controls.settings()["Alibaba harvest_quarter"] == "2027Q1 (step 6)"
-    # GPU supply: every strategy's growth limit, e.g. export controls halving Tencent's 5% a quarter.
-    limited = MarketSession(**{param_key("Tencent", "max_capacity_addition"): "0.025"})
-    assert provider(limited, "Tencent").strategy.max_capacity_addition == 0.025
     # A new kind keeps the preset's parameters it accepts, then the typed ones.
     switched = MarketSession(**{"strategy: AWS": "price_cut", param_key("AWS", "at_quarter"): "2026Q4"})
     assert provider(switched, "AWS").strategy.at_quarter == 5
+
+
+def test_gpu_supply_is_a_provider_control_checked_by_the_schema():
+    shown = ctl.gpu_controls("baseline", "Tencent")
+    assert [(g.region, g.text) for g in shown] == [("*", "0.05")]  # the preset's 5% a quarter, all regions
+    assert shown[0].show("0.05") == f"0.05 = 5% {ctl.GPU_UNIT}" and shown[0].show("") == "unlimited"
+    assert [g.text for g in ctl.gpu_controls("baseline", "AWS")] == [""]  # unlimited in the preset
+    # Export controls halve Tencent's GPU supply: the provider field, not a strategy parameter.
+    limited = MarketSession(**{ctl.gpu_key("Tencent"): "2.5%"})
+    assert limited.error is None and provider(limited, "Tencent").gpu_supply == {"*": 0.025}
+    assert limited.controls.overrides(BASELINE)["providers.Tencent.gpu_supply.*"] == 0.025
+    assert limited.controls.settings()["Tencent GPU supply"] == "2.5% a quarter"
+    # One region only: the other regions keep the preset's limit.
+    china = MarketSession(**{ctl.gpu_key("Tencent", "china"): "0.01"})
+    assert provider(china, "Tencent").gpu_supply == {"*": 0.05, "china": 0.01}
+    assert MarketSession(**{ctl.gpu_key("Tencent"): "0.05"}).controls.gpu_supply == ()  # the preset's: no change
+    # Bad values: one line, from the schema's own bounds and region names.
+    for key, text, message in [
+        (ctl.gpu_key("Tencent"), "-0.1", "Tencent GPU supply: providers.Tencent.gpu_supply"),
+        (ctl.gpu_key("Tencent"), "lots", "Tencent GPU supply: expected a fraction of capacity a quarter"),
+        (ctl.gpu_key("Tencent", "mars"), "0.1", "'mars' is not a region of this scenario"),
+        (ctl.gpu_key("Tencent"), "", "the preset limits it to 0.05"),
+    ]:
+        session = MarketSession(**{key: text})
+        assert session.market is None and message in session.error and "\n" not in session.error, session.error
 
 
 def test_values_written_as_toml_read_back_the_same():
@@ -301,7 +325,7 @@ def test_exported_command_reproduces_the_exported_table(tmp_path):
         f"{STRATEGY_KEY}AWS": "price_cut",
         param_key("AWS", "cut"): "0.2",
         param_key("Alibaba", "harvest_quarter"): "2026Q3",
-        param_key("Tencent", "max_capacity_addition"): "0.025",
+        ctl.gpu_key("Tencent"): "0.025",
     }
     session = MarketSession(**inputs)
     for _ in range(4):
@@ -309,6 +333,7 @@ def test_exported_command_reproduces_the_exported_table(tmp_path):
     assert session.error is None
     command = session.command()
     assert "--quarters 4" in command and "harvest_quarter = 4" in command
+    assert "--set 'providers.Tencent.gpu_supply.*=0.025'" in command
     argv = __import__("shlex").split(command)
     argv[argv.index("--out") + 1] = str(tmp_path / "run")
     subprocess.run([sys.executable, "-m", "cloudwar.cli", *argv[1:]], check=True, capture_output=True)
@@ -331,7 +356,17 @@ def test_a_pinned_run_is_compared_quarter_by_quarter():
     np.testing.assert_allclose(table["Δ NPV (USD bn)"], now["NPV (USD bn)"] - then["NPV (USD bn)"])
     np.testing.assert_allclose(table["Δ China AI share"], now["China AI share"] - then["China AI share"])
     assert table["Δ China AI share"].abs().max() > 0  # a deeper cut moves shares
+
+    # Enterprise value (NPV so far + terminal value), from each run's tidy table at quarter 3.
+    def value(results):
+        rows = results[(results.metric == "enterprise_value") & (results.quarter == 3) & (results.region == "all")]
+        return rows[rows["product"] == "all"].set_index("provider")["value"].reindex(table.index) / 1e9
+
+    np.testing.assert_allclose(table["EV pinned (USD bn)"], value(pinned.results))
+    np.testing.assert_allclose(table["Δ EV (USD bn)"], value(after.results()) - value(pinned.results))
+    assert table["Δ EV (USD bn)"].abs().max() > 0
     html = comparison_html(after, pinned)
+    assert "<th>Δ EV (USD bn)</th>" in html
     assert "Alibaba price_cut: as in the preset → 0.3" in html and "at quarter 3 (2026Q2)" in html
     # The same model again: every paired difference is zero.
     again = MarketSession(enterprises=800)
@@ -516,6 +551,96 @@ def test_page_marks_pending_changes_pins_compares_and_exports():
     assert "Compared with the pinned run" not in summary(rc)
 
 
+def test_events_are_listed_checked_pending_exported_and_drawn(tmp_path):
+    shipped = ctl.preset_events("history")
+    assert shipped and shipped[0].at == "2023Q4" and "providers.Baidu.gpu_supply.china = 0.1" in shipped[0].keys
+    # The preset's timeline as shipped is no change; one more event is, validated by the scenario.
+    assert Controls.from_inputs({"preset": "history", ctl.EVENTS_KEY: tuple(shipped)}).events is None
+    added = ctl.EventEntry("2024Q4", "export controls tighten", "providers.Tencent.gpu_supply = 0.01\n")
+    inputs = {"preset": "history", "enterprises": 600, ctl.EVENTS_KEY: (*shipped[1:], added)}
+    session = MarketSession(**inputs)
+    assert session.error is None
+    assert ("2024Q4", "export controls tighten") in [(e.label, e.name) for e in session.market.events]
+    assert shipped[0].name not in [e.name for e in session.market.events]  # removed
+    assert "2024Q4 export controls tighten" in session.controls.settings()["events"]
+    for bad, message in [
+        ("providers.Nobody.gpu_supply = 0.01", 'events[5] ("x", 2024Q4): providers.Nobody.gpu_supply: no provider'),
+        ("providers.Tencent.gpux = 1", "not a key an event can set"),
+        ("garbage", "event \"x\" (2024Q4): --set 'garbage': expected key=value"),
+    ]:
+        failed = MarketSession(preset="history", events=(*shipped, ctl.EventEntry("2024Q4", "x", bad)))
+        assert failed.market is None and message in failed.error and "\n" not in failed.error, failed.error
+    # Drawn on the charts: a dotted line per event in the quarters run.
+    for _ in range(6):
+        session.step()
+    figure = CHARTS["shares-1"](session, None)
+    marks = [line for line in figure.axes[0].lines if line.get_gid() == plots.EVENT_GID]
+    assert sorted(line.get_xdata()[0] for line in marks) == [e.step for e in session.market.events if e.step <= 6]
+    # The exported command (events as --set events=[...]) reproduces the table.
+    argv = shlex.split(session.command())
+    assert any(a.startswith("events=[") and "export controls tighten" in a for a in argv)
+    argv[argv.index("--out") + 1] = str(tmp_path / "run")
+    subprocess.run([sys.executable, "-m", "cloudwar.cli", *argv[1:]], check=True, capture_output=True)
+    assert (tmp_path / "run" / "results.csv").read_bytes() == session.results_csv()
+
+
+def test_history_preset_draws_the_actual_points_on_the_models_lines():
+    from cloudwar.dashboard import history
+    from cloudwar.runs.backtest import read_history
+
+    assert "history" in ctl.scenario_controls("history")[0].values  # a preset of the page
+    session = MarketSession(preset="history", enterprises=600)
+    for _ in range(4):
+        session.step()
+    actual = read_history().set_index(["series", "quarter"])["value"]
+    # Margins: AWS's and Google Cloud's operating margins, Alibaba's cloud margin, in the quarters run.
+    margins = history.chart_points("margins", session)
+    aws = margins[margins.provider == "AWS"]
+    assert list(aws.period) == ["2023Q3", "2023Q4", "2024Q1", "2024Q2"] and list(aws.step) == [1, 2, 3, 4]
+    assert list(aws.value) == [actual["aws_operating_margin_pct", q] for q in aws.period]
+    assert {"Alibaba", "AWS", "Google"} == set(margins.provider)
+    assert history.chart_points("shares-1", session).empty  # Omdia's 2025H1 shares: not reached yet
+    assert history.chart_points("shares-2", session).empty  # no series of rest-of-world cloud shares
+    figure = CHARTS["margins"](session, None)
+    drawn = [c for c in figure.axes[0].collections if c.get_label() == "_AWS actual"]
+    assert drawn and [tuple(xy) for xy in drawn[0].get_offsets()] == list(zip(aws.step, aws.value, strict=True))
+    session.chart_png("margins", CHARTS["margins"])
+    assert "actual (history.csv)" in session.chart_text("margins")  # the legend names them
+    for _ in range(5):
+        session.step()
+    shares = history.chart_points("shares-1", session)  # China AI shares, 2025H1: between 2025Q1 and Q2
+    assert set(shares.step) == {7.5} and "Volcano Engine" in set(shares.provider)
+    assert shares.set_index("provider").value["Alibaba"] == actual["omdia_china_ai_cloud_share_alibaba_pct", "2025H1"]
+    # Another preset has no history: nothing drawn.
+    other = MarketSession(enterprises=600)
+    other.step()
+    assert history.chart_points("margins", other).empty
+    other.chart_png("margins", CHARTS["margins"])
+    assert "actual (history.csv)" not in other.chart_text("margins")
+
+
+def test_page_events_editor_adds_refuses_and_removes():
+    rc = render_page()
+    assert "No events in baseline" in " ".join(str(w.children) for w in rc.find(v.Html).widgets)
+    keys = rc.find(v.Textarea, label="Event keys").widget
+    rc.find(v.TextField, label="Event quarter").widget.v_model = "2026Q2"
+    rc.find(v.TextField, label="Event name").widget.v_model = "x"
+    keys.v_model = "providers.Nobody.gpu_supply = 0.01"
+    button(rc, "Add event").click()
+    assert any("no provider named 'Nobody'" in m for m in errors(rc))  # refused, in one line
+    assert stale(rc) == []
+    rc.find(v.TextField, label="Event name").widget.v_model = "export controls tighten"
+    keys.v_model = "providers.Tencent.gpu_supply = 0.01"
+    button(rc, "Add event").click()
+    assert not any("Nobody" in m for m in errors(rc))
+    assert any("events: as in the preset → 2026Q2 export controls tighten" in m for m in stale(rc))
+    button(rc, "Reset").click()
+    assert stale(rc) == []
+    assert "export controls tighten" in " ".join(str(w.unsafe_innerHTML) for w in rc.find(HTML).widgets)
+    button(rc, "Remove").click()
+    assert any("events: 2026Q2 export controls tighten → as in the preset" in m for m in stale(rc))
+
+
 def test_each_page_has_its_own_model():
     first, second = render_page(), render_page()
     button(first, "Step").click()
@@ -610,7 +735,7 @@ def test_serve_module_is_cheap_to_import():
 
 
 def test_only_the_page_module_imports_solara():
-    modules = ", ".join(f"cloudwar.dashboard.{m}" for m in ("controls", "session", "charts", "summary"))
+    modules = ", ".join(f"cloudwar.dashboard.{m}" for m in ("controls", "session", "charts", "summary", "history"))
     code = (
         f"import sys, {modules}; "
         "print(sorted(m for m in ('solara', 'mesa.visualization', 'ipywidgets') if m in sys.modules))"

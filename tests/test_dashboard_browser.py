@@ -5,8 +5,10 @@ The server is started as a user would (the ``cloudwar serve`` command) on a free
 local cache that ``scripts/dashboard-assets.sh`` fills, as it must on a machine without internet.
 
 Set CLOUDWAR_DASHBOARD_SCREENSHOT=path to also keep the screenshot (docs/dashboard.png is made so),
-and CLOUDWAR_DASHBOARD_COMPARE_SCREENSHOT=path for the comparison of two runs
-(docs/dashboard-compare.png).
+CLOUDWAR_DASHBOARD_COMPARE_SCREENSHOT=path for the comparison of two runs
+(docs/dashboard-compare.png), CLOUDWAR_DASHBOARD_HISTORY_SCREENSHOT=path for the history preset
+with its actual points and an added event (docs/dashboard-history.png) and
+CLOUDWAR_DASHBOARD_EVENTS_SCREENSHOT=path for the events timeline editor (docs/dashboard-events.png).
 """
 
 from __future__ import annotations
@@ -278,6 +280,7 @@ def test_strategy_parameters_pin_compare_and_log_prices(page: Page, dashboard: s
     body = page.locator(".cloudwar-summary-body")
     expect(body).to_contain_text("Pinned \u2192 this run: Alibaba harvest_quarter: as in the preset \u2192 2026Q3")
     expect(page.locator("table.cloudwar-compare")).to_contain_text("Alibaba")
+    expect(page.locator("table.cloudwar-compare")).to_contain_text("\u0394 EV (USD bn)")  # enterprise value paired
     expect(body).to_contain_text("This run minus the pinned run at quarter 4 (2026Q3)")
     expect(page.locator(".cloudwar-chart-text-shares-1")).to_contain_text("dashed: pinned run")
     assert chart_src(page, "shares-1") != pinned_src
@@ -291,7 +294,12 @@ def test_export_downloads_a_table_that_the_shown_command_reproduces(page: Page, 
     thumb.focus()
     thumb.press("ArrowLeft")  # x0.95
     open_strategy(page, "Tencent")
-    type_param(page, "max_capacity_addition", "0.025")  # export controls: GPU supply halved (5% -> 2.5%)
+    gpu = page.locator(".cloudwar-gpu-tencent-all")
+    expect(gpu).to_contain_text("0.05 = 5% max net capacity growth per quarter")  # the preset's, with its unit
+    gpu.locator("input").fill("0.025")  # export controls: GPU supply halved (5% -> 2.5%)
+    gpu.locator("input").press("Enter")
+    expect(gpu).to_contain_text("2.5% max net capacity growth per quarter")
+    expect(stale(page)).to_contain_text("Tencent GPU supply: as in the preset \u2192 2.5% a quarter")
     reset(page)
     for k in (1, 2, 3):
         step(page, f"Quarter {k} of 40")
@@ -309,8 +317,60 @@ def test_export_downloads_a_table_that_the_shown_command_reproduces(page: Page, 
     command = page.locator(".cloudwar-command").inner_text()
     argv = shlex.split(command)
     assert argv[:2] == ["cloudwar", "run"] and "--quarters" in argv
-    assert any(a.startswith("providers.Tencent.strategy=") and "max_capacity_addition = 0.025" in a for a in argv)
+    assert "providers.Tencent.gpu_supply.*=0.025" in argv
     argv[argv.index("--out") + 1] = str(tmp_path / "cli")
     cloudwar = Path(sys.executable).with_name("cloudwar")
     subprocess.run([str(cloudwar), *argv[1:]], check=True, capture_output=True, timeout=300)
     assert (tmp_path / "cli" / "results.csv").read_bytes() == table.read_bytes()
+
+
+def test_history_preset_shows_actual_points_and_an_edited_events_timeline(page: Page, dashboard: str, tmp_path):
+    open_dashboard(page, dashboard)
+    choose(page, "Scenario preset", "history")
+    reset(page)
+    expect(quarter(page)).to_contain_text("Quarter 0 of 9")
+    events = page.locator(".cloudwar-events")
+    expect(events).to_contain_text("2023Q4 US export rules widened (A800/H800)")  # the preset's timeline
+    expect(events).to_contain_text("providers.Baidu.gpu_supply.china = 0.1")
+
+    # A bad event is refused in one line; a good one is pending until Reset.
+    page.get_by_label("Event quarter", exact=True).fill("2024Q4")
+    page.get_by_label("Event name", exact=True).fill("export controls tighten")
+    events.locator("textarea").fill("providers.Nobody.gpu_supply = 0.01")
+    page.get_by_role("button", name="Add event").click()
+    expect(page.locator(".cloudwar-event-error")).to_contain_text("providers.Nobody.gpu_supply: no provider named")
+    events.locator("textarea").fill("providers.Tencent.gpu_supply = 0.01")
+    page.get_by_role("button", name="Add event").click()
+    expect(page.locator(".cloudwar-event-error")).to_have_count(0)
+    expect(events).to_contain_text("2024Q4 export controls tighten")
+    expect(stale(page)).to_contain_text("2024Q4 export controls tighten")
+    reset(page)
+    expect(page.locator(".cloudwar-stale")).to_have_count(0)
+    for k in range(1, 10):
+        step(page, f"Quarter {k} of 9")
+    expect(page.locator(".cloudwar-chart-text-margins")).to_contain_text("actual (history.csv)")
+    expect(page.locator(".cloudwar-chart-text-shares-1")).to_contain_text("actual (history.csv)")
+    expect(page.locator(".cloudwar-chart-text-shares-2")).not_to_contain_text("actual (history.csv)")
+    save_screenshot(page, tmp_path / "history.png", "CLOUDWAR_DASHBOARD_HISTORY_SCREENSHOT")
+    page.set_viewport_size({"width": 1600, "height": 4000})  # the whole sidebar in view: nothing covers the card
+    shot = events.screenshot(path=tmp_path / "events.png")
+    page.set_viewport_size({"width": 1600, "height": 1000})
+    if os.environ.get("CLOUDWAR_DASHBOARD_EVENTS_SCREENSHOT"):
+        Path(os.environ["CLOUDWAR_DASHBOARD_EVENTS_SCREENSHOT"]).write_bytes(shot)
+
+    # The exported command carries the edited timeline and writes the same table.
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Table (CSV)").click()
+    table = tmp_path / "dashboard.csv"
+    download.value.save_as(table)
+    argv = shlex.split(page.locator(".cloudwar-command").inner_text())
+    assert any(a.startswith("events=[") and "export controls tighten" in a for a in argv)
+    argv[argv.index("--out") + 1] = str(tmp_path / "cli")
+    cloudwar = Path(sys.executable).with_name("cloudwar")
+    subprocess.run([str(cloudwar), *argv[1:]], check=True, capture_output=True, timeout=300)
+    assert (tmp_path / "cli" / "results.csv").read_bytes() == table.read_bytes()
+
+    # Removing an event is a pending change again.
+    page.locator(".cloudwar-event-remove-0").click()
+    expect(events).not_to_contain_text("US export rules widened")
+    expect(stale(page)).to_contain_text("events:")

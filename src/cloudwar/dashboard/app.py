@@ -6,15 +6,17 @@ Start it with ``cloudwar serve`` (or ``solara run cloudwar.dashboard.app``). The
   play, Step, with the play and render intervals), a **pending changes** marker, **Compare**
   (pin this run), **Export** (the tidy table as CSV, the charts as PNG, the equivalent
   ``cloudwar run`` command), the **scenario** controls of the chosen preset and each of its
-  providers' **strategy** with its parameters; every control shows its value;
+  providers' **strategy** with its parameters and GPU supply, and the **events timeline** (the
+  first of :data:`SIDEBAR_SECTIONS`); every control shows its value;
 * a summary card: the quarter (and calendar quarter), the settings in effect, who leads, a table
   of shares, margins, cumulative free cash flow and NPV, and with a pinned run the paired
   difference of the headline numbers;
 * charts (matplotlib PNGs, drawn once per quarter), each with its own legend and calendar axis:
   revenue share in China AI and in rest-of-world cloud, operating margin with the 30% "AWS model"
   line, prices in the same two markets (log scale where they span an order of magnitude),
-  capacity utilisation and cumulative free cash flow, the pinned run dashed; and a sample of the
-  enterprise network coloured by AI provider, with its key.
+  capacity utilisation and cumulative free cash flow, the pinned run dashed, the scenario's events
+  dotted, and for the history preset history.csv's actual points (:mod:`cloudwar.dashboard.history`);
+  and a sample of the enterprise network coloured by AI provider, with its key.
 
 The page is built from Mesa's :class:`~mesa.visualization.solara_viz.ModelController` rather than
 ``SolaraViz`` itself: SolaraViz builds its model controls once per page, shows slider values only
@@ -69,6 +71,10 @@ network effect            multiplies ``choice.network_weight`` (utility per neig
                           replaces it, keeping the preset's parameters the new kind accepts
 <provider> parameters     each declared parameter of the provider's strategy, shown with its
                           value, unit and accepted values; a quarter accepts ``2027Q1`` or a step
+<provider> GPU supply     the provider field ``gpu_supply`` (max net capacity growth per quarter,
+                          a fraction), all regions together and each region the preset limits
+events timeline           the scenario's ``events``: the preset's, with events removed or added
+                          (quarter, name, ``key = value`` lines), exported as ``--set events=[...]``
 ========================  =====================================================================
 
 Multipliers at 1 and "preset's" choices leave the preset exactly as shipped, so the default page
@@ -86,10 +92,12 @@ from mesa.visualization.solara_viz import ModelController
 from mesa.visualization.utils import update_counter
 
 from cloudwar.dashboard import controls as ctl
+from cloudwar.dashboard import history  # noqa: F401  (registers the history points overlay)
 from cloudwar.dashboard.charts import CHARTS, charts_png
 from cloudwar.dashboard.session import MarketSession, PinnedRun
 from cloudwar.dashboard.summary import comparison_html, summary_html
 from cloudwar.scenario import ScenarioError
+from cloudwar.scenario.events import SUPPORTED as SUPPORTED_EVENT_KEYS
 
 TITLE = "cloudwar: the AI cloud market"
 
@@ -113,6 +121,10 @@ CSS = """
   padding: 6px; margin: 4px 0; max-height: 12em; overflow-y: auto; }
 .cloudwar-sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 .cloudwar-param { margin-bottom: 10px; }
+.cloudwar-event { flex-wrap: nowrap; margin-bottom: 4px; }
+.cloudwar-event-text { flex: 1 1 auto; min-width: 0; font-size: 12px; line-height: 1.3; overflow-wrap: anywhere; }
+.cloudwar-event-text code { font-size: 10px !important; background: none !important; padding: 0 !important;
+  color: #444 !important; overflow-wrap: anywhere; }
 .cloudwar-param .v-text-field__details, .cloudwar-param .v-messages { height: auto; min-height: 0; overflow: visible; }
 .cloudwar-param .v-messages__message { font-size: 10.5px; line-height: 1.25; }
 """
@@ -218,19 +230,16 @@ def ProviderStrategy(draft: solara.Reactive[dict[str, Any]], preset: str, provid
         solara.Error(str(err))
         return
     shown = kind if kind != ctl.PRESETS_OWN else f"{ctl.preset_kind(preset, provider)} (preset's)"
-    edited = sum(1 for p in params if p.key in inputs)
+    supply = ctl.gpu_controls(preset, provider)
+    edited = sum(1 for p in [*params, *supply] if p.key in inputs)
     summary = f"{provider}: {shown}" + (f", {edited} parameter{'s' * (edited > 1)} changed" if edited else "")
     with solara.Details(summary=summary):
         solara.Select(f"{provider} strategy", values=ctl.strategy_kinds(), value=kind, on_value=set_kind)
+        for g in supply:
+            GpuSupply(draft, preset, g)
         for p in params:
             text = str(inputs.get(p.key, p.text))
-
-            def set_param(value: Any, p: ctl.ParamControl = p) -> None:
-                new = {k: v for k, v in draft.value.items() if k != p.key}
-                if str(value).strip() != p.text:  # typed back to the value it has: no change
-                    new[p.key] = value
-                draft.set(new)
-
+            set_param = _set_text(draft, p.key, p.text)
             classes = ["cloudwar-param", f"cloudwar-param-{slug(provider)}-{p.name}"]
             if p.choices is not None:
                 solara.Select(p.name, values=list(p.choices), value=text, on_value=set_param, classes=classes)
@@ -245,6 +254,37 @@ def ProviderStrategy(draft: solara.Reactive[dict[str, Any]], preset: str, provid
             except ScenarioError as err:
                 error = str(err)
             solara.InputText(p.name, value=text, on_value=set_param, error=error, message=message, classes=classes)
+
+
+def _set_text(draft: solara.Reactive[dict[str, Any]], key: str, shipped: str) -> Callable[[Any], None]:
+    """A text field's setter: the typed text kept under ``key``, or dropped when it is the preset's."""
+
+    def set_value(value: Any) -> None:
+        new = {k: v for k, v in draft.value.items() if k != key}
+        if str(value).strip() != shipped:  # typed back to the value it has: no change
+            new[key] = value
+        draft.set(new)
+
+    return set_value
+
+
+@solara.component
+def GpuSupply(draft: solara.Reactive[dict[str, Any]], preset: str, g: ctl.GpuControl) -> None:
+    """One GPU supply limit of a provider (the provider field ``gpu_supply``), its value shown with its unit."""
+    text = str(draft.value.get(g.key, g.text))
+    error: str | bool = False
+    try:
+        ctl.parse_gpu(g.provider, g.region, text, preset)
+    except ScenarioError as err:
+        error = str(err)
+    classes = [
+        "cloudwar-param",
+        f"cloudwar-gpu-{slug(g.provider)}-{'all' if g.region == ctl.ALL_REGIONS else slug(g.region)}",
+    ]
+    message = f"{g.show(text)}; fraction (0.025 or 2.5%); empty = unlimited"
+    solara.InputText(
+        g.label, value=text, on_value=_set_text(draft, g.key, g.text), error=error, message=message, classes=classes
+    )
 
 
 def slug(name: str) -> str:
@@ -262,6 +302,82 @@ def StrategyControls(draft: solara.Reactive[dict[str, Any]]) -> None:
         return
     for name in names:
         ProviderStrategy(draft, preset, name)
+
+
+@solara.component
+def EventsEditor(draft: solara.Reactive[dict[str, Any]]) -> None:
+    """The scenario's events timeline: the preset's events (e.g. history's), each removable, and a
+    form to add one (quarter, name, one ``key = value`` a line with the keys of ``--set``). An added
+    event is checked by the scenario's own event validation first (its one-line message shown here
+    if it fails); the edited timeline is pending until Reset, and exported with the command."""
+    at = solara.use_reactive("")
+    name = solara.use_reactive("")
+    keys = solara.use_reactive("")
+    problem = solara.use_reactive(None)
+    preset = draft.value.get("preset", ctl.DEFAULT_PRESET)
+    try:
+        shipped = ctl.preset_events(preset)
+    except ScenarioError:
+        return
+    entries = list(draft.value.get(ctl.EVENTS_KEY, shipped))
+
+    def set_entries(new: list[ctl.EventEntry]) -> None:
+        rest = {k: v for k, v in draft.value.items() if k != ctl.EVENTS_KEY}
+        draft.set(rest if new == shipped else {**rest, ctl.EVENTS_KEY: tuple(new)})
+
+    def add() -> None:
+        entry = ctl.EventEntry(at.value.strip(), name.value.strip(), keys.value)
+        try:
+            if not entry.name:
+                raise ScenarioError("an event needs a name")
+            ctl.parse_events_input(preset, [*entries, entry])
+        except ScenarioError as err:
+            problem.set(str(err))
+            return
+        problem.set(None)
+        set_entries([*entries, entry])
+        at.set("")
+        name.set("")
+        keys.set("")
+
+    with solara.Card("Events timeline", classes=["cloudwar-events"]):
+        if not entries:
+            solara.Text(f"No events in {preset}: add one below.", classes=["cloudwar-note"])
+        for i, e in enumerate(entries):
+            lines = "".join(f"<br><code>{escape(line)}</code>" for line in e.keys.splitlines() if line.strip())
+            with solara.Row(style={"align-items": "flex-start"}, gap="4px", classes=["cloudwar-event"]):
+                solara.HTML(
+                    tag="div",
+                    unsafe_innerHTML=f"<b>{escape(e.at)}</b> {escape(e.name)}{lines}",
+                    classes=["cloudwar-event-text"],
+                )
+                solara.Button(
+                    "Remove",
+                    on_click=lambda i=i: set_entries(entries[:i] + entries[i + 1 :]),
+                    text=True,
+                    small=True,
+                    classes=[f"cloudwar-event-remove-{i}"],
+                )
+        solara.InputText(
+            "Event quarter", value=at, continuous_update=True, message="calendar quarter, e.g. 2027Q1, or a model step"
+        )
+        solara.InputText("Event name", value=name, continuous_update=True, message="what happens (shown on the charts)")
+        solara.InputTextArea(
+            "Event keys",
+            value=keys,
+            rows=3,
+            continuous_update=True,
+            message="one key = value a line, keys as --set: " + SUPPORTED_EVENT_KEYS,
+        )
+        with solara.Row():
+            solara.Button("Add event", on_click=add, color="primary", outlined=True)
+            if ctl.EVENTS_KEY in draft.value:
+                solara.Button("Preset's events", on_click=lambda: set_entries(shipped), outlined=True)
+        if problem.value:
+            solara.Error(problem.value, classes=["cloudwar-event-error"], dense=True)
+
+
+SIDEBAR_SECTIONS.append(EventsEditor)
 
 
 @solara.component

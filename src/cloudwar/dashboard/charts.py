@@ -10,8 +10,8 @@ network view is the dashboard's own. :func:`charts_png` tiles them into one PNG 
 figure download). Nothing here imports Solara.
 
 Hook: :data:`OVERLAYS` are called on every drawn chart after its panel, as
-``overlay(name, ax, session)``: the place to add marks to the charts, e.g. observed history
-points (a history scenario would supply them).
+``overlay(name, ax, session)``, before the legend: the place to add marks to the charts, e.g. the
+observed history points of :mod:`cloudwar.dashboard.history`.
 """
 
 from __future__ import annotations
@@ -67,10 +67,14 @@ def _figure() -> tuple[Figure, Any]:
 
 
 def _finish(name: str, ax: Any, session: MarketSession, pinned: PinnedRun | None) -> None:
-    """A drawn chart's legend (fixed place: "best" would cost a search per chart) and the overlays."""
-    plots.legend(ax, compared=pinned is not None)
-    for overlay in OVERLAYS:
+    """A drawn chart's scenario events (dotted lines, named on the share charts), the overlays and
+    its legend (fixed place: "best" would cost a search per chart)."""
+    if session.market is not None:
+        events = [(e.step, e.name) for e in session.market.events]
+        plots.mark_events(ax, events, named=name.startswith("shares"))
+    for overlay in OVERLAYS:  # before the legend: what they draw with a label gets a key entry
         overlay(name, ax, session)
+    plots.legend(ax, compared=pinned is not None)
 
 
 def _start(session: MarketSession) -> str | None:

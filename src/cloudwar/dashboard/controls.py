@@ -10,13 +10,17 @@ control means), read from the sidebar's inputs, a flat dict (:func:`default_inpu
   :func:`parse_param` against the strategy's declaration (:func:`cloudwar.strategies.param`:
   bounds, whole numbers, choices), the one place parameters are validated. A parameter whose
   unit is ``quarter`` also accepts a calendar quarter (``2027Q1``), turned into the model step
-  the strategy takes (:mod:`cloudwar.quarters`).
+  the strategy takes (:mod:`cloudwar.quarters`);
+* ``"gpu: <provider>: <region>"`` (``*`` = all regions together): the provider's GPU supply limit
+  (fraction of capacity a quarter), read by :func:`parse_gpu` and checked by the scenario schema;
+* ``"events"``: the whole events timeline as edited (:class:`EventEntry` items; absent = the
+  preset's), checked by the scenario's event validation (:func:`parse_events_input`).
 
 :meth:`Controls.overrides` turns them into the dotted-key overrides of ``--set``, and
 :meth:`Controls.command` into the ``cloudwar run`` command that runs the same model. Nothing
 here imports Solara.
 
-To add a control (e.g. an events timeline): a field of :class:`Controls`, read in
+To add a control (as GPU supply and the events timeline do): a field of :class:`Controls`, read in
 :meth:`Controls.from_inputs` (inputs with a prefix of their own, like ``param:``), applied in
 :meth:`Controls.overrides` (so that the exported command carries it too) and named in
 :meth:`Controls.settings` (so that pending changes and comparisons show it).
@@ -47,6 +51,10 @@ PRESETS_RULE = "preset's rule"  # capex choice: keep the preset's capex rule
 CAPEX_PLAN_MULTIPLES = ("0", "0.5", "1", "1.5", "2", "3")
 STRATEGY_KEY = "strategy: "  # input name prefix: "strategy: Alibaba"
 PARAM_KEY = "param: "  # input name prefix: "param: Alibaba: harvest_quarter"
+GPU_KEY = "gpu: "  # input name prefix: "gpu: Tencent: *" (all regions together), "gpu: Tencent: china"
+ALL_REGIONS = "*"  # a GPU supply limit on all regions together (the scenario's '*')
+GPU_UNIT = "max net capacity growth per quarter"
+EVENTS_KEY = "events"  # input: the whole events timeline as edited (absent: the preset's)
 QUARTER_UNIT = "quarter"  # a declared parameter in this unit names a model step
 AS_PRESET = "as in the preset"  # a setting that leaves the preset as shipped
 
@@ -139,12 +147,84 @@ def for_preset(inputs: Mapping[str, Any], preset: str) -> dict[str, Any]:
 
 
 def input_provider(key: str) -> str | None:
-    """The provider a strategy or parameter input belongs to ('strategy: AWS' -> 'AWS'); None for others."""
+    """The provider a strategy, parameter or GPU supply input belongs to ('strategy: AWS' -> 'AWS'); None for others."""
     if key.startswith(STRATEGY_KEY):
         return key[len(STRATEGY_KEY) :]
     if key.startswith(PARAM_KEY):
         return key[len(PARAM_KEY) :].rpartition(": ")[0]
+    if key.startswith(GPU_KEY):
+        return key[len(GPU_KEY) :].rpartition(": ")[0]
     return None
+
+
+def gpu_key(provider: str, region: str = ALL_REGIONS) -> str:
+    """The input key of one GPU supply limit: ``gpu: Tencent: *`` (all regions), ``gpu: Tencent: china``."""
+    return f"{GPU_KEY}{provider}: {region}"
+
+
+@dataclass(frozen=True)
+class GpuControl:
+    """One provider's GPU supply limit in the sidebar (the provider field ``gpu_supply``): all its
+    regions together (``region == '*'``) or one region, as the preset sets it; ``text`` is the
+    preset's value (empty: unlimited)."""
+
+    provider: str
+    region: str
+    text: str
+
+    @property
+    def key(self) -> str:
+        return gpu_key(self.provider, self.region)
+
+    @property
+    def label(self) -> str:
+        where = "all regions" if self.region == ALL_REGIONS else self.region
+        return f"GPU supply ({where})"
+
+    def show(self, text: Any) -> str:
+        """The value as the sidebar shows it beside the field: ``2.5% max net capacity growth per quarter``."""
+        try:
+            value = parse_gpu(self.provider, self.region, text)
+        except ScenarioError:
+            return "?"
+        return "unlimited" if value is None else f"{value:.3g} = {100 * value:.3g}% {GPU_UNIT}"
+
+
+def gpu_controls(preset: str, provider: str) -> list[GpuControl]:
+    """``provider``'s GPU supply limits in ``preset``: one for all regions together, then one per
+    region the preset limits on its own."""
+    spec = _provider_spec(preset_scenario(preset), provider, f"{provider} GPU supply")
+    regions = [ALL_REGIONS, *(r for r in spec.gpu_supply if r != ALL_REGIONS)]
+    return [GpuControl(provider, r, show_value(spec.gpu_supply.get(r))) for r in regions]
+
+
+def parse_gpu(provider: str, region: str, text: Any, preset: str | None = None) -> float | None:
+    """A GPU supply limit typed as ``text`` (a fraction: 0.025 = 2.5% net capacity growth a
+    quarter; empty = unlimited), checked by the scenario schema itself when ``preset`` is given
+    (bounds, region names): ScenarioError naming the provider and region otherwise."""
+    text = str(text).strip()
+    where = f"{provider} GPU supply" + ("" if region == ALL_REGIONS else f" ({region})")
+    if not text:
+        return None
+    try:
+        value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+    except ValueError:
+        raise ScenarioError(
+            f"{where}: expected a fraction of capacity a quarter (0.025 or 2.5%), got {text!r}"
+        ) from None
+    if preset is not None:
+        _check_overrides(preset, toml_value({f"providers.{provider}.gpu_supply.{region}": value}), where)
+    return value
+
+
+@functools.lru_cache(maxsize=256)
+def _check_overrides(preset: str, overrides: str, where: str) -> None:
+    """Load ``preset`` with ``overrides`` (an inline TOML table of dotted keys): the schema's checks,
+    once per distinct text (the page re-reads its inputs on every render)."""
+    try:
+        load_scenario(preset, parse_override(f"x={overrides}")[1])
+    except ScenarioError as err:
+        raise ScenarioError(f"{where}: {err}" if where else str(err)) from None
 
 
 def param_key(provider: str, name: str) -> str:
@@ -211,6 +291,55 @@ def effective_params(config: Scenario, provider: str, kind: str = PRESETS_OWN) -
     cls = strategy_class(spec.strategy.kind if kind == PRESETS_OWN else kind)
     fields = {f.name: f.default for f in dataclasses.fields(cls) if f.init}
     return {**fields, **{k: v for k, v in spec.strategy.params.items() if k in fields}}
+
+
+# --------------------------------------------------------------------------------------------
+# The events timeline
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EventEntry:
+    """One event of the timeline editor as typed: the quarter (``2027Q1`` or a model step), the
+    name, the keys set (text, one ``key = value`` a line, the keys of ``--set``) and the source."""
+
+    at: str
+    name: str
+    keys: str
+    source: str = ""
+
+    def raw(self) -> dict[str, Any]:
+        """The event as a raw ``[[events]]`` table; ScenarioError naming the event if a line is not
+        ``key = value``."""
+        keys: dict[str, Any] = {}
+        for line in self.keys.splitlines():
+            if not line.strip():
+                continue
+            try:
+                key, value = parse_override(line.strip())
+            except ScenarioError as err:
+                raise ScenarioError(f'event "{self.name}" ({self.at}): {err}') from None
+            keys[key.strip().strip("\"'")] = value
+        at: int | str = int(self.at) if self.at.strip().isdigit() else self.at.strip()
+        out = {"at": at, "name": self.name.strip(), "set": keys}
+        if self.source:
+            out["source"] = self.source
+        return out
+
+
+def preset_events(preset: str) -> list[EventEntry]:
+    """The events of ``preset`` as the editor shows them (one ``key = value`` a line)."""
+    return [
+        EventEntry(str(e.at), e.name, "\n".join(f"{k} = {toml_value(v)}" for k, v in e.set.items()), e.source)
+        for e in preset_scenario(preset).events
+    ]
+
+
+def parse_events_input(preset: str, entries: Any) -> tuple[dict[str, Any], ...]:
+    """The edited timeline (:class:`EventEntry` or their dicts) as raw ``[[events]]`` tables, checked
+    by the scenario's own event validation against ``preset`` (keys, providers, values, quarters):
+    ScenarioError with its one line (``events[2] ("...", 2027Q1): ...``) otherwise."""
+    raws = tuple((e if isinstance(e, EventEntry) else EventEntry(**e)).raw() for e in entries)
+    _check_overrides(preset, toml_value({"events": list(raws)}), "")
+    return raws
 
 
 # --------------------------------------------------------------------------------------------
@@ -296,6 +425,8 @@ class Controls:
     network_weight: float = 1.0
     strategies: tuple[tuple[str, str], ...] = ()  # (provider, strategy kind) replacing the preset's
     params: tuple[tuple[str, str, Any], ...] = ()  # (provider, parameter, value) differing from the preset's
+    gpu_supply: tuple[tuple[str, str, float], ...] = ()  # (provider, region or '*', fraction) differing from preset
+    events: tuple[dict[str, Any], ...] | None = None  # the whole timeline as raw [[events]]; None = the preset's
 
     @classmethod
     def from_inputs(cls, inputs: Mapping[str, Any]) -> Controls:
@@ -306,7 +437,9 @@ class Controls:
         values: dict[str, Any] = {}
         strategies = []
         typed: list[tuple[str, str, Any]] = []
-        simple = {f.name for f in dataclasses.fields(cls)} - {"strategies", "params"}
+        simple = {f.name for f in dataclasses.fields(cls)} - {"strategies", "params", "gpu_supply", "events"}
+        edited_events = None
+        gpu: list[tuple[str, str, Any]] = []
         for key, value in inputs.items():
             if key.startswith(STRATEGY_KEY):
                 if value != PRESETS_OWN:
@@ -314,6 +447,11 @@ class Controls:
             elif key.startswith(PARAM_KEY) and ": " in key[len(PARAM_KEY) :]:
                 provider, _, name = key[len(PARAM_KEY) :].rpartition(": ")
                 typed.append((provider, name, value))
+            elif key.startswith(GPU_KEY) and ": " in key[len(GPU_KEY) :]:
+                provider, _, region = key[len(GPU_KEY) :].rpartition(": ")
+                gpu.append((provider, region, value))
+            elif key == EVENTS_KEY:
+                edited_events = value
             elif key in simple:
                 values[key] = value
             else:
@@ -343,7 +481,28 @@ class Controls:
                     raise ScenarioError(f"{provider} strategy: {err}") from None
                 if not _same(value, effective_params(config, provider, kinds.get(provider, PRESETS_OWN)).get(name)):
                     params.append((provider, name, value))
-        return cls(**values, strategies=tuple(strategies), params=tuple(params))
+        supply = []
+        for provider, region, text in gpu:
+            preset = values.get("preset", DEFAULT_PRESET)
+            spec = _provider_spec(preset_scenario(preset), provider, f"{provider} GPU supply")
+            value = parse_gpu(provider, region, text, preset)
+            before = spec.gpu_supply.get(region)
+            if value is None and before is not None:
+                raise ScenarioError(
+                    f"{provider} GPU supply: the preset limits it to {before:g}; type a fraction "
+                    "(10 = 1000% a quarter, practically unlimited)"
+                )
+            if value is not None and not _same(value, before):
+                supply.append((provider, region, value))
+        events = None
+        if edited_events is not None:
+            preset = values.get("preset", DEFAULT_PRESET)
+            events = parse_events_input(preset, edited_events)
+            if list(events) == [e.raw() for e in preset_events(preset)]:
+                events = None  # the preset's timeline as shipped: no change
+        return cls(
+            **values, strategies=tuple(strategies), params=tuple(params), gpu_supply=tuple(supply), events=events
+        )
 
     def overrides(self, base: Scenario) -> dict[str, Any]:
         """Dotted-key scenario overrides that turn the preset ``base`` into these controls' model."""
@@ -378,6 +537,11 @@ class Controls:
                 edited[parameter] = value
         for name, strategy in strategy_tables.items():
             out[f"providers.{name}.strategy"] = strategy
+        for name, region, value in self.gpu_supply:
+            provider(name, f"{name} GPU supply")
+            out[f"providers.{name}.gpu_supply.{region}"] = value
+        if self.events is not None:
+            out["events"] = list(self.events)
         if self.alibaba_price_level != 1.0:
             spec = provider("Alibaba", "Alibaba price level")
             out["providers.Alibaba.price"] = {
@@ -424,6 +588,11 @@ class Controls:
         if self.network_weight != 1.0:
             out["network effect"] = f"x{self.network_weight:.2f}"
         out.update({f"{name} strategy": kind for name, kind in self.strategies})
+        for name, region, value in self.gpu_supply:
+            where = "" if region == ALL_REGIONS else f" ({region})"
+            out[f"{name} GPU supply{where}"] = f"{100 * value:.3g}% a quarter"
+        if self.events is not None:
+            out["events"] = "; ".join(f"{e['at']} {e['name']}" for e in self.events) or "none"
         for name, parameter, value in self.params:
             quarter = _is_quarter(self, name, parameter)
             text = show_value(value, start if quarter else None) or "unset"

@@ -2,7 +2,7 @@
 
 The table is :func:`cloudwar.results.summary_table` (what ``cloudwar run`` prints), restricted to
 the charted markets; its colour swatches match every chart. With a pinned run,
-:func:`comparison_table` adds the paired difference of the headline numbers (NPV, shares,
+:func:`comparison_table` adds the paired difference of the headline numbers (NPV, enterprise value, shares,
 margin: this run minus the pinned one, at the same quarter). Nothing here imports Solara.
 """
 
@@ -19,7 +19,7 @@ from cloudwar import plots, quarters
 from cloudwar.dashboard.charts import chart_markets, session_colours
 from cloudwar.dashboard.controls import Controls, changes
 from cloudwar.dashboard.session import MarketSession, PinnedRun
-from cloudwar.results import share_column
+from cloudwar.results import ALL, share_column
 from cloudwar.results import summary_table as results_summary
 from cloudwar.scenario import Scenario
 
@@ -57,8 +57,8 @@ def summary_table(session: MarketSession, results: pd.DataFrame | None = None) -
 
 def comparison_table(session: MarketSession, pinned: PinnedRun) -> tuple[int, pd.DataFrame]:
     """The paired difference of the headline numbers, this run minus ``pinned``, at the last quarter
-    both have run (returned with the table): per provider of both, NPV now, pinned and the
-    difference (USD bn), and the difference of each charted market's share and of the operating
+    both have run (returned with the table): per provider of both, NPV and enterprise value
+    (:func:`enterprise_value`) now, pinned and the difference (USD bn), and the difference of each charted market's share and of the operating
     margin (fractions: 0.012 = 1.2 percentage points). Empty if the runs share no provider."""
     quarter = min(session.quarter, pinned.quarter)
     now = summary_table(session, session.results()[session.results().quarter <= quarter])
@@ -69,9 +69,22 @@ def comparison_table(session: MarketSession, pinned: PinnedRun) -> tuple[int, pd
     table["NPV now (USD bn)"] = now["NPV (USD bn)"]
     table["NPV pinned (USD bn)"] = before["NPV (USD bn)"]
     table["Δ NPV (USD bn)"] = now["NPV (USD bn)"] - before["NPV (USD bn)"]
+    value_now = enterprise_value(session.results(), quarter).reindex(common)
+    value_before = enterprise_value(pinned.results, quarter).reindex(common)
+    table["EV now (USD bn)"] = value_now
+    table["EV pinned (USD bn)"] = value_before
+    table["Δ EV (USD bn)"] = value_now - value_before
     for column in [c for c in now.columns if c.endswith(" share")] + ["operating margin"]:
         table[f"Δ {column}"] = now[column] - before[column]
     return quarter, table
+
+
+def enterprise_value(results: pd.DataFrame, quarter: int) -> pd.Series:
+    """Each provider's enterprise value at ``quarter`` (USD bn): NPV after tax so far plus the
+    terminal value of what comes after, discounted to quarter 0 (:mod:`cloudwar.valuation`)."""
+    rows = results[(results.metric == "enterprise_value") & (results.quarter == quarter)]
+    rows = rows[(rows.region == ALL) & (rows["product"] == ALL) & (rows.provider != ALL)]
+    return rows.set_index("provider")["value"] / 1e9
 
 
 def leaders(table: pd.DataFrame) -> list[str]:
