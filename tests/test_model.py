@@ -85,7 +85,8 @@ def test_revenue_is_price_times_served_volume(baseline_run):
     _, results = baseline_run
     per = results[(results.provider != "all") & (results.region != "all") & (results["product"] != "all")]
     wide = per.pivot_table(index=["quarter", "provider", "region", "product"], columns="metric", values="value")
-    np.testing.assert_allclose(wide["revenue"], wide["price"] * wide["served_volume"], rtol=1e-12)
+    # Revenue is what customers pay under their contracts (the realised price), not the list price.
+    np.testing.assert_allclose(wide["revenue"], wide["realised_price"] * wide["served_volume"], rtol=1e-12)
     assert (wide["served_volume"] <= wide["demand_volume"] * (1 + 1e-12)).all()
 
 
@@ -112,7 +113,10 @@ def test_starting_spend_matches_the_market_sizes():
     pop = model.enterprises
     for k, product in enumerate(model.product_names):
         prices = np.vstack([model.prices[:, k, :], np.zeros((1, len(model.region_names)))])
-        spend = np.bincount(pop.region, weights=model.enterprises.volumes(k) * prices[pop.provider[k], pop.region])
+        # Each wallet's spend split between its two providers, at their prices.
+        f = pop.share[k].astype(float)
+        paid = f * prices[pop.provider[k], pop.region] + (1.0 - f) * prices[pop.second[k], pop.region]
+        spend = np.bincount(pop.region, weights=model.enterprises.volumes(k) * paid)
         for r, region in enumerate(model.region_names):
             assert spend[r] == pytest.approx(model.config.regions[region].market_size[product], rel=1e-9)
 
@@ -245,7 +249,7 @@ def test_books_are_typed_records_that_add_up(baseline_run):
             assert getattr(books, name).shape == (n_k, n_r), name
         for name in ("capacity", "compute_demand", "capex", "depreciation", "service_level"):
             assert getattr(books, name).shape == (n_r,), name
-        np.testing.assert_allclose(books.revenue, provider.prices * books.served_volume, rtol=1e-12)
+        np.testing.assert_allclose(books.revenue, books.realised_price * books.served_volume, rtol=1e-12)
         cash = books.operating_income.sum() + books.depreciation.sum() - books.capex.sum()
         assert books.free_cash_flow == pytest.approx(cash, rel=1e-9, abs=1.0)
         assert books.cumulative_free_cash_flow == pytest.approx(sum(b.free_cash_flow for b in provider.history))
@@ -259,15 +263,22 @@ def test_enterprises_are_one_agent_set_whose_tally_counts_the_arrays(baseline_ru
     firms = model.enterprises
     assert isinstance(firms, Enterprises) and model.population is firms and firms.model is model
     assert firms.n == 3000 and firms.provider.shape == (len(model.product_names), 3000)
-    volume, customers = firms.tally()
+    volume, customers, realised = firms.tally()
     n_p = len(model.provider_names)
+    log = np.array(model.price_log)  # (quarters + 1, P, K, R)
+    assert firms.wallets  # the baseline splits spend between two providers
     for k in range(len(model.product_names)):
         volumes = firms.volumes(k)
         for j in range(n_p):
             for r in range(len(model.region_names)):
-                rows = (firms.provider[k] == j) & (firms.region == r)
-                assert customers[j, k, r] == rows.sum()
-                assert volume[j, k, r] == pytest.approx(volumes[rows].sum(), rel=1e-12)
+                first = (firms.provider[k] == j) & (firms.region == r)
+                second = (firms.second[k] == j) & (firms.region == r)
+                assert customers[j, k, r] == first.sum() + second.sum()
+                share = np.where(first, firms.share[k], 0.0) + np.where(second, 1.0 - firms.share[k], 0.0)
+                assert volume[j, k, r] == pytest.approx((volumes * share).sum(), rel=1e-9)
+                # The realised price: each customer's contract price (its signing quarter's list price).
+                paid = (volumes * share * log[firms.signed[k], j, k, r]).sum()
+                assert realised[j, k, r] * volume[j, k, r] == pytest.approx(paid, rel=1e-9)
     np.testing.assert_array_equal(model.records[-1]["customers"], customers)
     # AI volume only from adopters; adoption by region as recorded.
     ai = model.product_names.index("ai")
@@ -280,14 +291,25 @@ def test_choosing_providers_reports_churn_and_keeps_neighbour_counts_current():
     firms = model.enterprises
     n_p, n_r = len(model.provider_names), len(model.region_names)
     for _ in range(3):
-        before = firms.provider.copy()
+        before, second, share = firms.provider.copy(), firms.second.copy(), firms.share.copy()
         model.step()
-        assert (before != firms.provider).any()  # some enterprises switched
+        assert (before != firms.provider).any()  # some primaries changed
         for k in range(len(model.product_names)):
-            left = (before[k] != firms.provider[k]) & (before[k] < n_p)
+            # Churn counts customers that left a provider entirely: a member before, neither slot after.
             lost = np.zeros((n_p, n_r))
-            np.add.at(lost, (before[k][left], firms.region[left]), 1)
+            for slot in (before[k], second[k]):
+                left = (slot < n_p) & (slot != firms.provider[k]) & (slot != firms.second[k])
+                np.add.at(lost, (slot[left], firms.region[left]), 1)
             np.testing.assert_array_equal(model.churn[:, k, :], lost)
+            # Volume moved: what each member's share fell by, times the enterprise's volume.
+            volumes = firms.volumes(k)
+            moved = np.zeros((n_p, n_r))
+            for slot, was in ((before[k], share[k]), (second[k], 1.0 - share[k])):
+                now = np.where(firms.provider[k] == slot, firms.share[k], 0.0)
+                now = now + np.where(firms.second[k] == slot, 1.0 - firms.share[k], 0.0)
+                fell = (slot < n_p) & (now < was)
+                np.add.at(moved, (slot[fell], firms.region[fell]), (volumes * (was - now))[fell])
+            np.testing.assert_allclose(model.volume_churn[:, k, :], moved, rtol=1e-5, atol=1e-6 * volumes.max())
             # The incremental neighbour counts equal counts taken afresh from the network.
             for i in (0, 1234, 2499):
                 neighbours = model.network.neighbours(i)

@@ -10,17 +10,28 @@ aggregate: ``provider="all"`` is the market, ``region="all"`` all regions togeth
 ==========================  ==========================================  =========================
 metric                      meaning                                     unit
 ==========================  ==========================================  =========================
-price                       price charged                               USD per unit
-revenue                     price x served volume                       USD per quarter
+price                       list price: what a customer signing now     USD per unit
+                            agrees to pay for its contract
+realised_price              what its customers pay: their contract      USD per unit
+                            prices, weighted by volume
+revenue                     realised price x served volume              USD per quarter
 revenue_share               share of the market's revenue               fraction
-customers                   enterprises buying from the provider        count
+volume_share                share of the market's served volume         fraction
+customers                   enterprises buying from the provider (a     count
+                            two-provider wallet counts for both)
 customer_share              share of the market's customers             fraction
 served_volume               volume served after rationing               units per quarter
 demand_volume               volume demanded by its customers            units per quarter
 operating_income            revenue - variable cost - depreciation      USD per quarter
                             - fixed opex (allocated)
 operating_margin            operating income / revenue                  fraction
-churn                       customers lost / customers a quarter ago    fraction per quarter
+churn                       customers that left the provider entirely   fraction per quarter
+                            / its customers a quarter ago
+wallet_churn                volume its customers moved away (to other   fraction per quarter
+                            providers or none) / its volume a quarter
+                            ago
+multi_homing                share of the market's buyers that buy from  fraction
+                            two providers (provider = all)
 capacity                    compute units in service                    compute units
 capacity_utilisation        served compute / capacity                   fraction
 service_level               share of demand served                      fraction
@@ -59,8 +70,10 @@ COLUMNS = ["quarter", "calendar", "provider", "region", "product", "metric", "va
 #: Every metric of the tidy table (the docstring's table); ai_adoption only with an AI product.
 METRICS = (
     "price",
+    "realised_price",
     "revenue",
     "revenue_share",
+    "volume_share",
     "customers",
     "customer_share",
     "served_volume",
@@ -68,6 +81,8 @@ METRICS = (
     "operating_income",
     "operating_margin",
     "churn",
+    "wallet_churn",
+    "multi_homing",
     "capacity",
     "capacity_utilisation",
     "service_level",
@@ -137,7 +152,7 @@ def tidy_results(model: CloudMarket) -> pd.DataFrame:
     """The run so far as one tidy table (see module docstring for metrics and units)."""
     rows = _Rows(model.config.start)
     providers, regions, products = model.provider_names, model.region_names, model.product_names
-    previous_customers = None
+    previous_customers = previous_volume = None
     valuer = Valuer(model.config.discount_rate, model.config.valuation)  # as if each quarter were the horizon
     for rec in model.records:
         q = rec["quarter"]
@@ -148,10 +163,13 @@ def tidy_results(model: CloudMarket) -> pd.DataFrame:
         customers = rec["customers"].astype(float)
         market_revenue = revenue.sum(axis=0)
         market_customers = customers.sum(axis=0)
+        market_served = served.sum(axis=0)
         per_pkr = {
             "price": rec["price"],
+            "realised_price": np.array([b.realised_price for b in books]),
             "revenue": revenue,
             "revenue_share": _ratio(revenue, market_revenue[None]),
+            "volume_share": _ratio(served, market_served[None]),
             "customers": customers,
             "customer_share": _ratio(customers, market_customers[None]),
             "served_volume": served,
@@ -161,7 +179,8 @@ def tidy_results(model: CloudMarket) -> pd.DataFrame:
         }
         if previous_customers is not None:
             per_pkr["churn"] = _ratio(rec["churned"], previous_customers)
-        previous_customers = customers
+            per_pkr["wallet_churn"] = _ratio(rec["volume_moved"], previous_volume)
+        previous_customers, previous_volume = customers, rec["demand_volume"]
         for metric, values in per_pkr.items():
             rows.add(q, metric, values, providers, products, regions)
 
@@ -188,6 +207,7 @@ def tidy_results(model: CloudMarket) -> pd.DataFrame:
         for metric, values in {
             "revenue": world_revenue,
             "revenue_share": _ratio(world_revenue, world_revenue.sum(axis=0)[None]),
+            "volume_share": _ratio(served.sum(axis=2), served.sum(axis=(0, 2))[:, None].T),
             "customer_share": _ratio(world_customers, world_customers.sum(axis=0)[None]),
             "operating_income": world_income,
             "operating_margin": _ratio(world_income, world_revenue),
@@ -224,8 +244,15 @@ def tidy_results(model: CloudMarket) -> pd.DataFrame:
         rows.add(q, "hhi", np.nansum(world_shares**2, axis=0) * 10_000, ALL, products, ALL)
         if "churn" in per_pkr:
             lost = rec["churned"].sum(axis=0)
-            before = per_pkr["customers"].sum(axis=0)
+            before = previous_customers_market
             rows.add(q, "churn", _ratio(lost, before), ALL, products, regions)
+            moved = rec["volume_moved"].sum(axis=0)
+            rows.add(q, "wallet_churn", _ratio(moved, previous_volume_market), ALL, products, regions)
+        previous_customers_market = customers.sum(axis=0)
+        previous_volume_market = rec["demand_volume"].sum(axis=0)
+        buyers, both = rec["multi_homing"]
+        rows.add(q, "multi_homing", _ratio(both, buyers), ALL, products, regions)
+        rows.add(q, "multi_homing", _ratio(both.sum(axis=1), buyers.sum(axis=1)), ALL, products, ALL)
         if "ai" in products:
             adoption = rec["ai_adoption"]
             counts = model.enterprises.count_by_region

@@ -36,7 +36,7 @@ utility of it. Without captive shares the array is not created and nothing is dr
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import mesa
 import numpy as np
@@ -103,6 +103,18 @@ class Enterprises:
         self.choice_order = sorted(range(len(s.products)), key=lambda k: k != self.ai)
         self._draw_attributes(s, model.rng)
         self.platform: np.ndarray | None = self._draw_platform_ties(s, model.rng)
+        # Contracts: the quarter each enterprise last signed for each product (0 = before the start);
+        # it pays the list price of that quarter until it renews (CloudMarket.price_log).
+        self.signed = np.zeros((len(s.products), self.n), dtype=np.int16)
+        # Wallets: the largest multi_homing_share of enterprises split each product between two providers.
+        self.wallets = s.choice.multi_homing_share > 0.0
+        self.two_slots: np.ndarray | None = None
+        self.second: np.ndarray | None = None  # (K, n) second provider, P = none
+        self.share: np.ndarray | None = None  # (K, n) the primary's share of the wallet
+        if self.wallets:
+            self.two_slots = _largest(self.size, s.choice.multi_homing_share)
+            self.second = np.full((len(s.products), self.n), self.n_providers, dtype=np.int8)
+            self.share = np.ones((len(s.products), self.n), dtype=np.float32)
         self.count_by_region = np.bincount(self.region, minlength=len(s.regions))
         self.volume_scale = np.ones((len(s.products), len(s.regions)))
         self.adoption_counts: NeighbourCounts | None = None  # from seed_adoption
@@ -195,8 +207,33 @@ class Enterprises:
                 for i in range(0, len(idx), STARTING_CHUNK):
                     rows = idx[i : i + STARTING_CHUNK]
                     self.provider[k, rows] = sample_choices(mix(rows)[:, :-1], uniforms[i : i + STARTING_CHUNK])
+                if self.wallets:
+                    self._choose_starting_seconds(k, idx, mix)
             counts[k] = self.model.network.counter(self.provider[k], self.n_providers + 1)
         self.neighbour_counts = [counts[k] for k in range(len(self.provider))]
+
+    def _choose_starting_seconds(self, k: int, idx: np.ndarray, mix: Callable[..., np.ndarray]) -> None:
+        """Starting second providers of the two-provider wallets, and the split.
+
+        Every buyer of product k among ``idx`` that holds a wallet draws a second provider from the
+        same starting mix without its first provider and the outside option (one uniform each, after
+        the first draws); the two split the spend by their logit weights (the plain logit, whose
+        ratio is the ratio of exp(utility / mu)); the larger share is the primary.
+        """
+        n_p = self.n_providers
+        rows = idx[self.two_slots[idx] & (self.provider[k, idx] < n_p)]
+        uniforms = self.model.rng.random(len(rows))
+        for i in range(0, len(rows), STARTING_CHUNK):
+            chunk = rows[i : i + STARTING_CHUNK]
+            pi, plain = mix(chunk, plain=True)
+            first = self.provider[k, chunk].astype(np.intp)
+            at = np.arange(len(chunk))
+            others = pi[:, :n_p].copy()
+            others[at, first] = 0.0
+            total = others.sum(axis=1)
+            second = sample_choices(others / np.where(total > 0, total, 1.0)[:, None], uniforms[i : i + STARTING_CHUNK])
+            second = np.where(total > 0, second, n_p)
+            self._set_wallets(k, chunk, first, second, plain[at, first], plain[at, np.minimum(second, n_p - 1)])
 
     def starting_probabilities(self, k: int, idx: np.ndarray) -> np.ndarray:
         """Probabilities (len(idx), P + 1) of the starting state: the market already in its long-run mix.
@@ -216,13 +253,14 @@ class Enterprises:
         n_p = self.n_providers
         n_r = len(self.count_by_region)
 
-        def mix(rows: np.ndarray, regional: np.ndarray) -> np.ndarray:
+        def mix(rows: np.ndarray, regional: np.ndarray, plain: bool = False) -> Any:
             region = self.region[rows]
             v = self.utilities(k, rows, model.prices[:, k, :], switching=False, neighbour_shares=regional[region]).T
             p, p0 = logit_probabilities(v, product.outside_quality, product.logit_scale)
             bonus = np.exp(self.switching_cost[rows] / product.logit_scale)[:, None] - 1.0
             pi = np.column_stack([p * (1.0 + bonus * p), p0])
-            return pi / pi.sum(axis=1, keepdims=True)
+            pi /= pi.sum(axis=1, keepdims=True)
+            return (pi, p) if plain else pi
 
         regional = np.zeros((n_r, n_p))
         if model.config.choice.network_weight:
@@ -234,7 +272,7 @@ class Enterprises:
                 for r in range(n_r):
                     if np.any(sub_region == r):
                         regional[r] = pi[sub_region == r, :n_p].mean(axis=0)
-        return lambda rows: mix(rows, regional)
+        return lambda rows, plain=False: mix(rows, regional, plain)
 
     def scale_volumes_to_market_size(self) -> None:
         """Scale volumes so each region's starting spend matches ``regions.<r>.market_size`` (USD per quarter)."""
@@ -242,9 +280,10 @@ class Enterprises:
         n_r = len(self.count_by_region)
         for k, product_name in enumerate(model.product_names):
             prices = np.vstack([model.prices[:, k, :], np.zeros((1, n_r))])
-            spend = np.bincount(
-                self.region, weights=self.volumes(k) * prices[self.provider[k], self.region], minlength=n_r
-            )
+            spend = np.zeros(n_r)
+            for providers, share in self.slots(k):
+                weights = self.volumes(k) * prices[providers, self.region]
+                spend += np.bincount(self.region, weights=weights if share is None else weights * share, minlength=n_r)
             for r, region_name in enumerate(model.region_names):
                 target = model.config.regions[region_name].market_size.get(product_name)
                 if target is None:
@@ -282,18 +321,32 @@ class Enterprises:
         """Mask of enterprises that buy product k (AI: adopters only); None = everyone."""
         return self.adopted if k == self.ai else None
 
-    def choose_providers(self) -> np.ndarray:
-        """Everyone due re-evaluates each product (AI first) by logit; returns churn (P, K, R), customers lost."""
-        churn = np.zeros((self.n_providers, len(self.provider), len(self.count_by_region)))
-        for k in self.choice_order:
-            churn[:, k, :] = self._choose_providers(k)
-        return churn
+    def choose_providers(self) -> tuple[np.ndarray, np.ndarray]:
+        """Everyone due re-evaluates each product (AI first) by logit and signs at this quarter's prices.
 
-    def _choose_providers(self, k: int) -> np.ndarray:
-        """Those due to re-evaluate product k choose; neighbour counts follow. Returns customers lost (P, R)."""
+        Returns the quarter's churn both ways, (P, K, R) each: customers that left a provider
+        entirely, and the volume (units per quarter, at this quarter's usage) that moved away from it
+        (to another provider or to the outside option).
+        """
+        shape = (self.n_providers, len(self.provider), len(self.count_by_region))
+        left, moved = np.zeros(shape), np.zeros(shape)
+        for k in self.choice_order:
+            idx = self.due(k)
+            self.signed[k, idx] = self.model.quarter
+            if len(idx):
+                choose = self._choose_wallets if self.wallets else self._choose_single
+                left[:, k, :], moved[:, k, :] = choose(k, idx)
+        return left, moved
+
+    def due(self, k: int) -> np.ndarray:
+        """Enterprises that choose product k's providers this quarter (sorted indices).
+
+        Those whose contract is up (every ``contract_quarters``, at their own phase), new AI
+        adopters, and customers of a provider that could not serve them last quarter, with chance
+        ``rationed_reevaluation`` x their unserved share.
+        """
         model = self.model
         product = model.products[k]
-        n_p, n_r = self.n_providers, len(self.count_by_region)
         current = self.provider[k]
         # Reduce the quarter first: quarter + phase in int8 would overflow from quarter 65 (phase < 64).
         due = (model.quarter % product.contract_quarters + self.contract_phase) % product.contract_quarters == 0
@@ -302,14 +355,36 @@ class Enterprises:
         served = np.array([p.service_level for p in model.providers_list])  # (P, R)
         if np.any(served < 1.0):
             rationed = np.flatnonzero((served < 1.0).any(axis=1)).astype(current.dtype)  # usually one or two
-            customers = np.flatnonzero(~due & np.isin(current, rationed))
-            short = 1.0 - served[current[customers], self.region[customers]]
+            member = np.isin(current, rationed)
+            if self.wallets:
+                member |= np.isin(self.second[k], rationed)
+            customers = np.flatnonzero(~due & member)
+            short = self._unserved_share(k, customers, served)
             customers, short = customers[short > 0], short[short > 0]
             move = model.rng.random(len(customers)) < model.config.choice.rationed_reevaluation * short
             due[customers[move]] = True
-        idx = np.flatnonzero(due)
-        if len(idx) == 0:
-            return np.zeros((n_p, n_r))
+        return np.flatnonzero(due)
+
+    def _unserved_share(self, k: int, idx: np.ndarray, served: np.ndarray) -> np.ndarray:
+        """Share of each enterprise's product-k volume its providers could not serve last quarter."""
+        n_p = self.n_providers
+        region = self.region[idx]
+        level = np.vstack([served, np.ones((1, served.shape[1]))])  # the outside option never rations
+        short = 1.0 - level[self.provider[k, idx], region]
+        if self.wallets:
+            f = self.share[k, idx].astype(np.float64)
+            short = f * short + (1.0 - f) * (1.0 - level[np.minimum(self.second[k, idx], n_p), region])
+        return short
+
+    def _choose_single(self, k: int, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Single-homing: each of ``idx`` draws one provider by logit; neighbour counts follow.
+
+        Returns customers lost and volume moved away, (P, R) each.
+        """
+        model = self.model
+        product = model.products[k]
+        n_p, n_r = self.n_providers, len(self.count_by_region)
+        current = self.provider[k]
         utilities = self.utilities(k, idx, model.prices[:, k, :], dtype=np.float32)
         choice = sample_logit(utilities, product.outside_quality, product.logit_scale, model.rng.random(len(idx)))
         choice = choice.astype(np.int8)
@@ -319,7 +394,112 @@ class Enterprises:
         self.neighbour_counts[k].move(who, was, now)
         current[who] = choice[changed]
         left = was < n_p
-        return np.bincount(was[left] * n_r + self.region[who[left]], minlength=n_p * n_r).reshape(n_p, n_r)
+        where = was[left] * n_r + self.region[who[left]]
+        lost = np.bincount(where, minlength=n_p * n_r).reshape(n_p, n_r)
+        moved = np.bincount(where, weights=self.volumes(k, who[left]), minlength=n_p * n_r).reshape(n_p, n_r)
+        return lost, moved
+
+    def _choose_wallets(self, k: int, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Wallets: each of ``idx`` re-tenders its product-k spend; neighbour counts follow the primaries.
+
+        One logit draw c per enterprise over all providers and the outside option, the switching
+        cost counting for both providers it already uses (its members):
+
+        * c is a member: it keeps both;
+        * c is the outside option: it stops buying (both members lose it);
+        * c is new to it: c replaces its weaker member (the one of lower utility), or, holding a single
+          provider, c replaces that one; an enterprise that bought nothing takes c and, if it holds a
+          wallet, draws a second provider from the logit without c and the outside option (one more
+          uniform each, drawn after the first draws, in enterprise order).
+
+        Then the members split the spend by their logit weights, share of m = exp(V_m / mu) / sum
+        over members (the switching cost, equal for both, cancels), and the larger share is the
+        primary. Every renewing enterprise thus moves volume between its providers at every renewal,
+        while leaving a provider entirely needs a newcomer to beat a member's switching cost.
+
+        Returns customers lost and volume moved away, (P, R) each.
+        """
+        model = self.model
+        product = model.products[k]
+        mu = product.logit_scale
+        n_p, n_r = self.n_providers, len(self.count_by_region)
+        m = len(idx)
+        at = np.arange(m)
+        a = self.provider[k, idx].astype(np.intp)
+        b = self.second[k, idx].astype(np.intp)
+        f0 = self.share[k, idx].astype(np.float64)
+        two = self.two_slots[idx]
+        utilities = self.utilities(k, idx, model.prices[:, k, :], dtype=np.float32)
+        kept = utilities.copy()  # (P, m): sample_logit overwrites its argument
+        choice = sample_logit(utilities, product.outside_quality, product.logit_scale, model.rng.random(m))
+        del utilities
+        c = choice.astype(np.intp)
+        value = np.vstack([kept, np.full((1, m), -np.inf, dtype=kept.dtype)]).astype(np.float64)  # row P: none
+        bonus = self.switching_cost[idx].astype(np.float64)
+        # Utilities without the switching cost: members had it added.
+        plain = value.copy()
+        plain[a, at] -= np.where(a < n_p, bonus, 0.0)
+        plain[b, at] -= np.where(b < n_p, bonus, 0.0)
+        plain[n_p] = -np.inf
+        out = c == n_p
+        new = ~out & (c != a) & (c != b)
+        fresh = new & (a == n_p)
+        new_a, new_b = a.copy(), b.copy()
+        new_a[out], new_b[out] = n_p, n_p
+        # A newcomer replaces the weaker member (or the only one, without a wallet).
+        enter = new & ~fresh
+        weaker_is_a = ~two | (value[a, at] < value[b, at])
+        new_a = np.where(enter & weaker_is_a, c, new_a)
+        new_b = np.where(enter & ~weaker_is_a, c, new_b)
+        new_a = np.where(fresh, c, new_a)
+        # A first-time buyer with a wallet draws its second provider.
+        pick = np.flatnonzero(fresh & two)
+        if len(pick):
+            weights = np.exp((plain[:n_p, pick] - np.max(plain[:n_p, pick], axis=0)) / mu).T  # (len, P)
+            weights[np.arange(len(pick)), c[pick]] = 0.0
+            total = weights.sum(axis=1)
+            second = sample_choices(weights / np.where(total > 0, total, 1.0)[:, None], model.rng.random(len(pick)))
+            new_b[pick] = np.where(total > 0, second, n_p)
+        weight_a = _logit_weight(plain[new_a, at], plain[new_b, at], mu)
+        # Before: shares of the old members; after: of the new ones (the outside option gets none).
+        f1 = self._set_wallets(k, idx, new_a, new_b, weight_a, 1.0 - weight_a)
+        final_a = self.provider[k, idx].astype(np.intp)
+        final_b = self.second[k, idx].astype(np.intp)
+        changed = final_a != a
+        self.neighbour_counts[k].move(idx[changed], a[changed], final_a[changed])
+        volume = self.volumes(k, idx)
+        region = self.region[idx]
+        lost = np.zeros((n_p + 1) * n_r)
+        moved = np.zeros((n_p + 1) * n_r)
+        for member, before in ((a, f0), (b, 1.0 - f0)):
+            after = np.where(final_a == member, f1, 0.0) + np.where(final_b == member, 1.0 - f1, 0.0)
+            where = member * n_r + region
+            gone = (member < n_p) & (final_a != member) & (final_b != member)
+            lost += np.bincount(where[gone], minlength=(n_p + 1) * n_r)
+            moved += np.bincount(where, weights=volume * np.maximum(before - after, 0.0), minlength=(n_p + 1) * n_r)
+        return lost.reshape(n_p + 1, n_r)[:n_p], moved.reshape(n_p + 1, n_r)[:n_p]
+
+    def _set_wallets(
+        self, k: int, idx: np.ndarray, a: np.ndarray, b: np.ndarray, weight_a: np.ndarray, weight_b: np.ndarray
+    ) -> np.ndarray:
+        """Set the wallets of ``idx`` for product k: members a, b (b = P: none) splitting by their weights.
+
+        The member with the larger share becomes the primary. Returns the primaries' shares (float64).
+        Neighbour counts are the caller's to move.
+        """
+        n_p = self.n_providers
+        a, b = np.asarray(a, dtype=np.intp), np.asarray(b, dtype=np.intp)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = np.where(b < n_p, weight_a / (weight_a + weight_b), 1.0)
+        f = np.where(a < n_p, np.nan_to_num(f, nan=1.0), 1.0)
+        swap = (f < 0.5) & (b < n_p)
+        first, second = np.where(swap, b, a), np.where(swap, a, b)
+        f = np.where(swap, 1.0 - f, f)
+        second = np.where(first < n_p, second, n_p)
+        self.provider[k, idx] = first
+        self.second[k, idx] = second
+        self.share[k, idx] = f
+        return self.share[k, idx].astype(np.float64)
 
     def utilities(
         self,
@@ -371,9 +551,10 @@ class Enterprises:
         if w.ai_pull and k == self.cloud and self.ai is not None:
             flat[self.provider[self.ai, idx].astype(np.intp) * m + columns] += dtype(w.ai_pull)
         if switching:
-            flat[self.provider[k, idx].astype(np.intp) * m + columns] += self.switching_cost[idx].astype(
-                dtype, copy=False
-            )
+            cost = self.switching_cost[idx].astype(dtype, copy=False)
+            flat[self.provider[k, idx].astype(np.intp) * m + columns] += cost
+            if self.wallets:  # both providers of a wallet are incumbents (row P, no second, is dropped)
+                flat[self.second[k, idx].astype(np.intp) * m + columns] += cost
         return utility(
             np.take(model.quality[:, k, :].astype(dtype), region, axis=1, mode="clip"),
             np.take(prices.astype(dtype), region, axis=1, mode="clip"),
@@ -406,20 +587,68 @@ class Enterprises:
             v *= np.where(self.adopted[idx], ramp[age], 0.0)
         return v
 
-    def tally(self) -> tuple[np.ndarray, np.ndarray]:
-        """Volume demanded from (P, K, R), units per quarter, and customers (P, K, R) of every provider."""
-        volume, customers = zip(*(self._tally(k) for k in range(len(self.provider))), strict=True)
-        return np.stack(volume, axis=1), np.stack(customers, axis=1)
+    def slots(self, k: int) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """Product k's purchases as (provider per enterprise, share of its volume), one pair per wallet slot.
 
-    def _tally(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(P, R) volume of product k demanded from each provider (its customers' volumes), and its customers."""
+        Single-homing: one slot, the whole volume (share None). Wallets: the primary with its share
+        and the second provider (P = none) with the rest.
+        """
+        if not self.wallets:
+            return [(self.provider[k], None)]
+        return [(self.provider[k], self.share[k]), (self.second[k], 1.0 - self.share[k])]
+
+    def tally(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Demand of every provider this quarter, (P, K, R) each: volume demanded (units per quarter),
+        customers (enterprises buying from it, a wallet counting for both its providers) and the
+        realised price (USD per unit: its customers' contract prices, weighted by their volumes)."""
+        volume, customers, price = zip(*(self._tally(k) for k in range(len(self.provider))), strict=True)
+        return np.stack(volume, axis=1), np.stack(customers, axis=1), np.stack(price, axis=1)
+
+    def _tally(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(P, R) volume of product k demanded from each provider, its customers and its realised price.
+
+        The realised price is the list price of the quarter each customer signed in
+        (:attr:`signed`, the market's ``price_log``), weighted by volume; where every customer
+        signed this quarter it is the list price exactly.
+        """
+        model = self.model
         n_p, n_r = self.n_providers, len(self.count_by_region)
-        flat = self.provider[k].astype(np.intp)
-        flat *= n_r
-        flat += self.region
-        volume = np.bincount(flat, weights=self.volumes(k), minlength=(n_p + 1) * n_r).reshape(n_p + 1, n_r)[:n_p]
-        customers = np.bincount(flat, minlength=(n_p + 1) * n_r).reshape(n_p + 1, n_r)[:n_p]
-        return volume, customers
+        log = model.price_log  # (quarters so far + 1, P, K, R)
+        cohorts = len(log)
+        volumes = self.volumes(k)
+        signed = self.signed[k]
+        volume = np.zeros((n_p + 1, n_r, cohorts))
+        customers = np.zeros((n_p + 1) * n_r, dtype=np.int64)
+        for providers, share in self.slots(k):
+            flat = providers.astype(np.intp)
+            flat *= n_r
+            flat += self.region
+            customers += np.bincount(flat, minlength=(n_p + 1) * n_r)
+            flat *= cohorts
+            flat += signed
+            weights = volumes if share is None else volumes * share
+            volume += np.bincount(flat, weights=weights, minlength=(n_p + 1) * n_r * cohorts).reshape(
+                n_p + 1, n_r, cohorts
+            )
+        volume = volume[:n_p]
+        total = volume.sum(axis=2)
+        list_price = model.prices[:, k, :]
+        # Contract prices against this quarter's list price: exactly zero for this quarter's signers.
+        gap = np.stack([q[:, k, :] for q in log], axis=2) - list_price[:, :, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            realised = list_price + np.where(total > 0, (volume * gap).sum(axis=2) / total, 0.0)
+        return total, customers.reshape(n_p + 1, n_r)[:n_p], realised
+
+    def multi_homing(self) -> tuple[np.ndarray, np.ndarray]:
+        """Buyers of each product in each region, and those of them buying it from two providers: (K, R) each."""
+        n_p, n_r = self.n_providers, len(self.count_by_region)
+        buyers, both = np.zeros((len(self.provider), n_r)), np.zeros((len(self.provider), n_r))
+        for k in range(len(self.provider)):
+            buying = self.provider[k] < n_p
+            buyers[k] = np.bincount(self.region, weights=buying, minlength=n_r)
+            if self.wallets:
+                both[k] = np.bincount(self.region, weights=buying & (self.second[k] < n_p), minlength=n_r)
+        return buyers, both
 
     def adoption_by_region(self) -> np.ndarray:
         """Share of each region's enterprises that use AI, (R,) (zeros without an AI product)."""
@@ -428,6 +657,24 @@ class Enterprises:
         return np.bincount(self.region, weights=self.adopted, minlength=len(self.count_by_region)) / np.maximum(
             self.count_by_region, 1
         )
+
+
+def _largest(size: np.ndarray, share: float) -> np.ndarray:
+    """Mask of the ``share`` of enterprises largest by size (ties broken by index, lower first)."""
+    n = len(size)
+    count = int(round(share * n))
+    mask = np.zeros(n, dtype=bool)
+    if count:
+        order = np.argsort(-size.astype(np.float64), kind="stable")
+        mask[order[:count]] = True
+    return mask
+
+
+def _logit_weight(value_a: np.ndarray, value_b: np.ndarray, mu: float) -> np.ndarray:
+    """Logit share of a between a and b: exp(Va / mu) / (exp(Va / mu) + exp(Vb / mu)); 1 when b is -inf."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        gap = (value_b - value_a) / mu
+        return np.where(np.isneginf(value_b), 1.0, 1.0 / (1.0 + np.exp(np.minimum(gap, 700.0))))
 
 
 def _lognormal_around(rng: np.random.Generator, mean: float, sigma: float, n: int) -> np.ndarray:
@@ -496,6 +743,21 @@ class Enterprise(mesa.Agent):
             j = int(self._set.provider[k, self.index])
             out[product] = names[j] if j < len(names) else None
         return out
+
+    def wallet(self, product: str) -> dict[str, float]:
+        """Share of its spend on ``product`` each of its providers gets (empty if it does not buy it)."""
+        k = self.model.product_names.index(product)
+        names, pop = self.model.provider_names, self._set
+        out: dict[str, float] = {}
+        for providers, share in pop.slots(k):
+            j = int(providers[self.index])
+            if j < len(names):
+                out[names[j]] = 1.0 if share is None else float(share[self.index])
+        return out
+
+    def contract_signed(self, product: str) -> int:
+        """The quarter (model step; 0 = before the start) its current ``product`` contract was signed."""
+        return int(self._set.signed[self.model.product_names.index(product), self.index])
 
     @property
     def neighbours(self) -> list[int]:

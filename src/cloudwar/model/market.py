@@ -55,13 +55,24 @@ from cloudwar.scenario import Scenario, TimedEvent, event_timeline, load_scenari
 
 
 class DemandCurve:
-    """Expected volume per provider next quarter as a function of one market's prices.
+    """Expected volume each provider signs next quarter, as a function of one market's prices.
 
     Built on the model's oracle sample of enterprises for one (product, region): the non-price
-    utility is fixed, only the price term moves. Expected volume of provider j =
-    scale x sum_i volume_i x [(1 - rho) x 1(current_i = j) + rho x P_ij(prices)], with rho the
-    share of customers that re-evaluate in a quarter (1 / contract length) and scale the
-    population's volume over the sample's.
+    utility is fixed (switching costs included), only the price term moves. Only the volume that
+    signs moves with a list price: customers under contract pay the price they agreed until they
+    renew. So the curve is the renewing volume, a share rho (1 / contract length) of the sample's
+    volume, allocated by the same choice rule as the enterprises' (logit with switching costs;
+    with wallets, :meth:`cloudwar.model.enterprises.Enterprises._choose_wallets`), in
+    expectation::
+
+        quantity_j(prices) = scale x rho x sum_i volume_i x E[share of i's volume j wins | prices]
+
+    scale being the population's volume over the sample's. Without wallets the expected share is
+    the logit probability P_ij. With a wallet of members s (the stronger at these prices) and w,
+    a newcomer j wins with P_ij and takes x_ij = e_j / (e_s + e_j) of the spend (e = exp(V / mu)
+    without switching costs); the members keep (P_is + P_iw) of the draws and split by e. A
+    first-time buyer with a wallet takes c and a second provider d from the logit without c:
+    E[share_j] = sum_d H_jd (g_j + g_d), with H_jd = e_j e_d / (e_j + e_d), g_c = P_c / (E - e_c).
     """
 
     def __init__(
@@ -69,13 +80,14 @@ class DemandCurve:
         base: np.ndarray,
         price_coef: np.ndarray,
         weights: np.ndarray,
-        current: np.ndarray,
         reevaluation: float,
         scale: float,
         outside_utility: float,
         logit_scale: float,
+        members: np.ndarray | None = None,
+        wallet: np.ndarray | None = None,
+        switching_cost: np.ndarray | None = None,
     ):
-        n_providers = base.shape[1]
         self.base = base
         self.price_coef = price_coef
         self.weights = weights
@@ -83,17 +95,69 @@ class DemandCurve:
         self.scale = scale
         self.outside = outside_utility
         self.mu = logit_scale
-        stay = np.zeros(n_providers)
-        inside = current < n_providers
-        np.add.at(stay, current[inside], weights[inside])
-        self.staying_volume = stay
+        self.members = members  # (m, 2) provider indices of each sample enterprise's wallet, P = none
+        self.wallet = wallet  # (m,) holds a two-provider wallet
+        self.switching_cost = switching_cost
 
     def quantities(self, prices: np.ndarray) -> np.ndarray:
-        """Expected volume per provider (units per quarter) at ``prices`` (USD per unit, one per provider)."""
+        """Expected volume each provider signs (units per quarter) at ``prices`` (USD per unit, one per provider)."""
         v = self.base - self.price_coef[:, None] * prices[None, :]
-        probs, _ = logit_probabilities(v, self.outside, self.mu)
-        return self.scale * ((1.0 - self.rho) * self.staying_volume + self.rho * (self.weights @ probs))
+        if self.members is None:
+            probs, _ = logit_probabilities(v, self.outside, self.mu)
+            return self.scale * self.rho * (self.weights @ probs)
+        return self.scale * self.rho * (self.weights @ self.wallet_shares(v))
 
+    def wallet_shares(self, v: np.ndarray) -> np.ndarray:
+        """(m, P) expected share of each sample enterprise's volume each provider wins, utilities ``v`` (m, P)."""
+        m, n_p = v.shape
+        at = np.arange(m)
+        probs, _ = logit_probabilities(v, self.outside, self.mu)
+        a, b = self.members[:, 0], self.members[:, 1]
+        # e = exp(V / mu) without switching costs, relative to the logit's denominator (P / e is the same for all j).
+        plain = probs.copy()
+        relief = np.exp(-self.switching_cost / self.mu)
+        for member in (a, b):
+            has = member < n_p
+            plain[at[has], member[has]] *= relief[has]
+        shares = probs.copy()  # single provider per enterprise: the logit
+        held = self.wallet & (a < n_p)
+        if held.any():
+            rows = at[held]
+            pa, pb = a[held], b[held]
+            ea = plain[rows, pa]
+            eb = np.where(pb < n_p, plain[rows, np.minimum(pb, n_p - 1)], 0.0)
+            strong_is_a = ea >= eb
+            s = np.where(strong_is_a, pa, pb)
+            es, ew = np.maximum(ea, eb), np.minimum(ea, eb)
+            p_members = probs[rows, pa] + np.where(pb < n_p, probs[rows, np.minimum(pb, n_p - 1)], 0.0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                x = np.where(plain[rows] > 0, plain[rows] / (es[:, None] + plain[rows]), 0.0)
+            outsider = np.ones((len(rows), n_p), dtype=bool)
+            outsider[np.arange(len(rows)), pa] = False
+            has_b = pb < n_p
+            outsider[np.arange(len(rows))[has_b], pb[has_b]] = False
+            block = np.where(outsider, probs[rows] * x, 0.0)
+            kept = (np.where(outsider, probs[rows] * (1.0 - x), 0.0)).sum(axis=1)
+            block[np.arange(len(rows)), s] = p_members * es / (es + ew) + kept
+            weak = np.where(strong_is_a, pb, pa)
+            has_w = weak < n_p
+            block[np.arange(len(rows))[has_w], weak[has_w]] = (p_members * ew / (es + ew))[has_w]
+            shares[rows] = block
+        fresh = self.wallet & (a >= n_p)
+        if fresh.any():
+            e = probs[fresh]  # no members: the logit weights themselves
+            total = e.sum(axis=1, keepdims=True)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                pair = e[:, :, None] * e[:, None, :] / (e[:, :, None] + e[:, None, :])
+                pair = np.nan_to_num(pair, nan=0.0)
+                idx = np.arange(n_p)
+                pair[:, idx, idx] = 0.0
+                g = np.where(total - e > 1e-300, e / (total - e), 0.0)
+                block = (pair * (g[:, :, None] + g[:, None, :])).sum(axis=2)
+            alone = (e > 0).sum(axis=1) <= 1  # one provider available: it gets the whole spend
+            block[alone] = e[alone]
+            shares[fresh] = block
+        return shares
 
 class CloudMarket(mesa.Model):
     """Agent-based model of the AI cloud market.
@@ -163,9 +227,12 @@ class CloudMarket(mesa.Model):
         self._views: dict[int, Enterprise] = {}
         self._curves: dict[tuple[int, int], DemandCurve] = {}
         self.oracle_sample = np.sort(self.rng.choice(pop.n, size=min(pop.n, s.oracle_sample), replace=False))
+        # List prices by quarter (index 0: the starting prices, which contracts signed before the start pay).
+        self.price_log: list[np.ndarray] = [self.prices]
         pop.choose_starting_providers()
         pop.scale_volumes_to_market_size()
         self.churn = np.zeros((n_p, len(self.products), len(self.region_names)))
+        self.volume_churn = np.zeros_like(self.churn)
         if self.capacity_limited:
             compute = self.compute_demand(pop.tally()[0])
             for j, provider in enumerate(self.providers_list):
@@ -205,12 +272,13 @@ class CloudMarket(mesa.Model):
         self.providers.shuffle_do("decide")  # 1. strategies decide
         self.providers.do("apply_decision")
         self.apply_events(happening, prices=True)
+        self.price_log.append(self.prices)  # the list prices this quarter's signers agree to
         self.update_ecosystems()  # 2. capacity (in apply_decision) and ecosystems
         self.enterprises.diffuse_ai()  # 3. adoption
-        self.churn = self.enterprises.choose_providers()  # 4. choice
-        demand, customers = self.enterprises.tally()
+        self.churn, self.volume_churn = self.enterprises.choose_providers()  # 4. choice
+        demand, customers, realised = self.enterprises.tally()
         served, served_share, compute = self.ration_capacity(demand)  # 5. rationing
-        self.book(demand, customers, served, served_share, compute)  # 6. finance
+        self.book(demand, customers, served, served_share, compute, realised)  # 6. finance
         self.datacollector.collect(self)  # 7. records
         if self.quarter >= self.config.quarters:
             self.running = False
@@ -279,14 +347,18 @@ class CloudMarket(mesa.Model):
         served: np.ndarray,
         served_share: np.ndarray,
         compute: np.ndarray,
+        realised: np.ndarray | None = None,
     ) -> None:
         """Every provider books the quarter; the model keeps a record for :meth:`results`.
 
         demand, served: (P, K, R) volumes; customers: (P, K, R) enterprises; served_share and
-        compute: (P, R), as returned by :meth:`ration_capacity`.
+        compute: (P, R), as returned by :meth:`ration_capacity`; realised: (P, K, R) the price its
+        customers pay under their contracts (USD per unit; default the list prices).
         """
+        realised = self.prices if realised is None else realised
         books = [
-            p.book(self.quarter, served[j], compute[j], served_share[j]) for j, p in enumerate(self.providers_list)
+            p.book(self.quarter, served[j], compute[j], served_share[j], realised[j])
+            for j, p in enumerate(self.providers_list)
         ]
         self.records.append(
             {
@@ -295,6 +367,8 @@ class CloudMarket(mesa.Model):
                 "customers": customers,
                 "demand_volume": demand,
                 "churned": self.churn.copy(),
+                "volume_moved": self.volume_churn.copy(),
+                "multi_homing": self.enterprises.multi_homing(),
                 "ai_adoption": self.enterprises.adoption_by_region(),
                 "books": books,
             }
@@ -348,9 +422,17 @@ class CloudMarket(mesa.Model):
         n_p = len(self.providers_list)
         base = np.ascontiguousarray(pop.utilities(k, sample, np.zeros((n_p, len(self.region_names)))).T)
         coef = pop.price_sensitivity[sample].astype(float) / product.reference_price
-        current = pop.provider[k, sample].astype(np.int64) if rho < 1.0 else np.full(len(sample), n_p)
         scale = population_volume / weights.sum() if weights.sum() > 0 else 0.0
-        curve = DemandCurve(base, coef, weights, current, rho, scale, product.outside_quality, product.logit_scale)
+        wallets = {}
+        if pop.wallets:
+            wallets = {
+                "members": np.column_stack([pop.provider[k, sample], pop.second[k, sample]]).astype(np.intp),
+                "wallet": pop.two_slots[sample],
+                "switching_cost": pop.switching_cost[sample].astype(float),
+            }
+        curve = DemandCurve(
+            base, coef, weights, rho, scale, product.outside_quality, product.logit_scale, **wallets
+        )
         self._curves[key] = curve
         return curve
 

@@ -18,7 +18,8 @@ operating cost booked with fixed opex; strength moves in
 :meth:`cloudwar.model.market.CloudMarket.update_ecosystems`. The funded floor is the starting
 strength minus ``ecosystem_funded``.
 
-Books per quarter (USD): revenue = price x served volume; variable cost = unit cost x served;
+Books per quarter (USD): revenue = realised price x served volume (the realised price is what
+customers pay under their contracts: the list price of the quarter each signed); variable cost = unit cost x served;
 depreciation; fixed opex and ecosystem spend (allocated to markets by revenue);
 operating income = revenue - variable cost - depreciation - fixed opex - ecosystem spend;
 free cash flow = operating income + depreciation - capex (pre-tax, no working capital);
@@ -51,7 +52,8 @@ class Books:
     """
 
     quarter: int  #: the quarter booked
-    revenue: np.ndarray  #: (K, R) USD per quarter: price x served volume
+    revenue: np.ndarray  #: (K, R) USD per quarter: realised (contract) price x served volume
+    realised_price: np.ndarray  #: (K, R) USD per unit: the prices its customers' contracts agreed, volume-weighted
     variable_cost: np.ndarray  #: (K, R) USD per quarter: unit cost x served volume
     operating_income: np.ndarray  #: (K, R) USD per quarter: revenue - variable cost - allocated depreciation and opex
     served_volume: np.ndarray  #: (K, R) units per quarter served after rationing
@@ -275,14 +277,24 @@ class Provider(mesa.Agent):
         self._learning, self._hardware = learning[:, None], market.hardware_factor(market.quarter + 1)
         self.unit_cost = self.base_cost * self.cost_shock * self._learning * self._hardware
 
-    def book(self, quarter: int, served: np.ndarray, compute_demand: np.ndarray, served_share: np.ndarray) -> Books:
+    def book(
+        self,
+        quarter: int,
+        served: np.ndarray,
+        compute_demand: np.ndarray,
+        served_share: np.ndarray,
+        realised_price: np.ndarray | None = None,
+    ) -> Books:
         """Book the quarter and keep the books in ``history``.
 
         ``served``: (K, R) units served; ``compute_demand``: (R,) compute units demanded;
-        ``served_share``: (R,) fraction of demand served (next quarter's service level).
+        ``served_share``: (R,) fraction of demand served (next quarter's service level);
+        ``realised_price``: (K, R) USD per unit its customers pay under their contracts (default:
+        the list prices).
         """
         market = self.model
-        revenue = self.prices * served
+        realised = self.prices if realised_price is None else realised_price
+        revenue = realised * served
         variable_cost = self.unit_cost * served
         depreciation = self.depreciation(quarter) if market.capacity_limited else np.zeros(len(self.presence))
         compute = served * market.compute_per_unit[:, None]
@@ -309,6 +321,7 @@ class Provider(mesa.Agent):
         books = Books(
             quarter=quarter,
             revenue=revenue,
+            realised_price=np.array(realised, dtype=float),
             variable_cost=variable_cost,
             operating_income=operating_income,
             served_volume=served,

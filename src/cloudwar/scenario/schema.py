@@ -98,7 +98,12 @@ class ProductSpec:
         doc="a0, utility of the outside option (on-premises or no purchase); -100 to 100, " + _EXACT,
     )
     contract_quarters: int = _f(
-        4, unit="quarters", lo=1, hi=60, doc="contract length: an enterprise re-evaluates once per contract"
+        4,
+        unit="quarters",
+        lo=1,
+        hi=60,
+        doc="contract length: an enterprise re-evaluates once per contract and pays the price agreed at signing "
+        "until it renews",
     )
     compute_per_unit: float = _f(
         1.0, unit="compute units per unit", lo=0.0, hi=PRICE_LIMIT, doc="capacity one unit of demand uses; at most 1e6"
@@ -343,6 +348,14 @@ class ChoiceSpec:
         lo=0.0,
         hi=1.0,
         doc="chance that a customer left unserved re-evaluates early, times its unserved share",
+    )
+    multi_homing_share: float = _f(
+        0.0,
+        unit="fraction",
+        lo=0.0,
+        hi=1.0,
+        doc="share of enterprises, the largest by size, that split each product's spend between two providers "
+        "(a wallet); 0 = every enterprise buys from one provider (single-homing, the theory setting)",
     )
 
 
