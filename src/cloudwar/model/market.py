@@ -47,7 +47,7 @@ import mesa
 import numpy as np
 import pandas as pd
 
-from cloudwar.model.demand import logit_probabilities
+from cloudwar.model.demand import demand_growth_factor, logit_probabilities
 from cloudwar.model.enterprises import Enterprise, Enterprises, check_memory
 from cloudwar.model.network import CompleteNetwork, Network, build_network
 from cloudwar.model.providers import Provider
@@ -98,14 +98,19 @@ class DemandCurve:
         self.members = members  # (m, 2) provider indices of each sample enterprise's wallet, P = none
         self.wallet = wallet  # (m,) holds a two-provider wallet
         self.switching_cost = switching_cost
+        self.newcomers: DemandCurve | None = None  # first-time buyers expected this quarter (AI adopters)
 
     def quantities(self, prices: np.ndarray) -> np.ndarray:
         """Expected volume each provider signs (units per quarter) at ``prices`` (USD per unit, one per provider)."""
         v = self.base - self.price_coef[:, None] * prices[None, :]
         if self.members is None:
             probs, _ = logit_probabilities(v, self.outside, self.mu)
-            return self.scale * self.rho * (self.weights @ probs)
-        return self.scale * self.rho * (self.weights @ self.wallet_shares(v))
+            signing = self.scale * self.rho * (self.weights @ probs)
+        else:
+            signing = self.scale * self.rho * (self.weights @ self.wallet_shares(v))
+        if self.newcomers is not None:
+            signing = signing + self.newcomers.quantities(prices)
+        return signing
 
     def wallet_shares(self, v: np.ndarray) -> np.ndarray:
         """(m, P) expected share of each sample enterprise's volume each provider wins, utilities ``v`` (m, P)."""
@@ -398,7 +403,13 @@ class CloudMarket(mesa.Model):
         return (1.0 - self.capacity.hardware_decline) ** (np.asarray(quarter) / 4.0)
 
     def demand_curve(self, k: int, r: int) -> DemandCurve:
-        """The expected-demand function of market (product k, region r) this quarter."""
+        """The expected-demand function of market (product k, region r) this quarter.
+
+        The volume that signs this quarter: the renewing share of current buyers' volume, plus,
+        for AI, the enterprises expected to adopt this quarter (each non-adopter of the sample
+        weighted by its Bass adoption chance this quarter, at the volume it would start with), who
+        choose as first-time buyers, without switching costs.
+        """
         key = (k, r)
         if key in self._curves:
             return self._curves[key]
@@ -410,19 +421,33 @@ class CloudMarket(mesa.Model):
             sample = everyone[: self.config.oracle_sample]
         buyers = pop.buyers(k)
         rho = 1.0 / product.contract_quarters
+        newcomers = None
+        if buyers is not None:
+            newcomers = self._newcomer_curve(k, r, sample[~buyers[sample]], everyone[~buyers[everyone]])
         if buyers is None or buyers[sample].any():
             if buyers is not None:
                 sample, everyone = sample[buyers[sample]], everyone[buyers[everyone]]
             weights = pop.volumes(k, sample)
             population_volume = pop.volumes(k, everyone).sum()
-        else:  # nobody buys yet: the curve of potential first-time buyers, by size
+        elif newcomers is not None:  # nobody buys yet: the first-time buyers are the whole curve
+            self._curves[key] = newcomers
+            return newcomers
+        else:  # nobody buys yet nor is about to: the curve of potential first-time buyers, by size
             rho = 1.0
             weights = pop.size[sample].astype(float)
             population_volume = float(pop.size[everyone].sum())
+        curve = self._curve(k, sample, weights, rho, population_volume / weights.sum() if weights.sum() > 0 else 0.0)
+        curve.newcomers = newcomers
+        self._curves[key] = curve
+        return curve
+
+    def _curve(self, k: int, sample: np.ndarray, weights: np.ndarray, rho: float, scale: float) -> DemandCurve:
+        """A demand curve of the enterprises ``sample`` (their wallets as they stand) with these weights."""
+        pop = self.enterprises
+        product = self.products[k]
         n_p = len(self.providers_list)
         base = np.ascontiguousarray(pop.utilities(k, sample, np.zeros((n_p, len(self.region_names)))).T)
         coef = pop.price_sensitivity[sample].astype(float) / product.reference_price
-        scale = population_volume / weights.sum() if weights.sum() > 0 else 0.0
         wallets = {}
         if pop.wallets:
             wallets = {
@@ -430,11 +455,23 @@ class CloudMarket(mesa.Model):
                 "wallet": pop.two_slots[sample],
                 "switching_cost": pop.switching_cost[sample].astype(float),
             }
-        curve = DemandCurve(
-            base, coef, weights, rho, scale, product.outside_quality, product.logit_scale, **wallets
-        )
-        self._curves[key] = curve
-        return curve
+        return DemandCurve(base, coef, weights, rho, scale, product.outside_quality, product.logit_scale, **wallets)
+
+    def _newcomer_curve(self, k: int, r: int, sample: np.ndarray, everyone: np.ndarray) -> DemandCurve | None:
+        """The first-time AI buyers expected this quarter in region r (None if none are expected)."""
+        pop = self.enterprises
+        spec = self.config.adoption
+        if len(sample) == 0 or len(everyone) == 0:
+            return None
+        share = pop.adoption_counts.state_share(sample, 1)
+        hazard = 1.0 - (1.0 - (spec.innovation + spec.imitation * share) / spec.substeps) ** spec.substeps
+        start_volume = pop.size[sample] * pop.volume_scale[k, r] * demand_growth_factor(self.products[k], self.quarter)
+        weights = hazard * start_volume
+        if weights.sum() <= 0:
+            return None
+        # Sample to population: the non-adopters' total size over the sample's.
+        scale = float(pop.size[everyone].sum()) / float(pop.size[sample].sum())
+        return self._curve(k, sample, weights, 1.0, scale)
 
     # ======================================================================================
     # Observation
