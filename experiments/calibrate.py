@@ -147,12 +147,12 @@ TARGETS_TABLE = [
 
 
 def expected_choice_shares(model: cloudwar.CloudMarket, k: int, r: int) -> np.ndarray:
-    """Expected starting choice shares (P + 1, outside last) in market (k, r), volume-weighted."""
+    """Expected starting volume shares (P + 1, outside last) in market (k, r): wallets split, volume-weighted."""
     pop = model.population
     idx = np.flatnonzero(pop.region == r)
     if model.product_names[k] == "ai":
         idx = idx[pop.adopted[idx]]
-    shares = model.enterprises.volumes(k, idx) @ model.enterprises.starting_probabilities(k, idx)
+    shares = model.enterprises.volumes(k, idx) @ model.enterprises.starting_shares(k, idx)
     return shares / shares.sum()
 
 

@@ -246,6 +246,38 @@ class Enterprises:
         mix = self._starting_mix(k, idx)
         return np.concatenate([mix(idx[i : i + STARTING_CHUNK]) for i in range(0, len(idx), STARTING_CHUNK)])
 
+    def starting_shares(self, k: int, idx: np.ndarray) -> np.ndarray:
+        """Expected starting share of each enterprise's product-k volume per provider, (len(idx), P + 1), outside last.
+
+        Without wallets, the starting probabilities. With a wallet, the first provider c is drawn from
+        the starting mix pi and the second d from pi without c and the outside option, and they split
+        by the plain logit p: E[share_j] = sum_d pi_j q_jd m_jd + pi_d q_dj m_jd, with
+        q_cd = pi_d / (sum of providers' pi - pi_c) and m_jd = p_j / (p_j + p_d).
+        """
+        mix = self._starting_mix(k, idx)
+        n_p = self.n_providers
+        out = []
+        for i in range(0, len(idx), STARTING_CHUNK):
+            rows = idx[i : i + STARTING_CHUNK]
+            pi, p = mix(rows, plain=True)
+            if self.wallets:
+                inside = pi[:, :n_p]
+                total = inside.sum(axis=1, keepdims=True)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    q = np.nan_to_num(inside[:, None, :] / (total[:, :, None] - inside[:, :, None]), posinf=0.0)
+                    split = np.nan_to_num(p[:, :, None] / (p[:, :, None] + p[:, None, :]))
+                at = np.arange(n_p)
+                q[:, at, at] = 0.0
+                lead = inside[:, :, None] * q * split  # j first, d second: j's share
+                follow = inside[:, None, :] * np.transpose(q, (0, 2, 1)) * split  # d first, j second
+                wallet = (lead + follow).sum(axis=2)
+                alone = (q.sum(axis=2) == 0)  # no second provider available: the first keeps everything
+                wallet = np.where(alone, inside, wallet)
+                two = self.two_slots[rows][:, None]
+                pi = np.column_stack([np.where(two, wallet, inside), pi[:, n_p]])
+            out.append(pi)
+        return np.concatenate(out)
+
     def _starting_mix(self, k: int, idx: np.ndarray, iterations: int = 5) -> Callable[[np.ndarray], np.ndarray]:
         """The function rows -> starting probabilities, its mean-field neighbour shares fixed on ``idx``."""
         model = self.model

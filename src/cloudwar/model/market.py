@@ -72,7 +72,8 @@ class DemandCurve:
     a newcomer j wins with P_ij and takes x_ij = e_j / (e_s + e_j) of the spend (e = exp(V / mu)
     without switching costs); the members keep (P_is + P_iw) of the draws and split by e. A
     first-time buyer with a wallet takes c and a second provider d from the logit without c:
-    E[share_j] = sum_d H_jd (g_j + g_d), with H_jd = e_j e_d / (e_j + e_d), g_c = P_c / (E - e_c).
+    E[share_j] = P_j sum_d H_jd (u_j + u_d), with H_jd = e_j e_d / (e_j + e_d), u_c = 1 / (E - e_c),
+    E the providers' sum of e (P and e in the logit's normalisation).
     """
 
     def __init__(
@@ -157,8 +158,8 @@ class DemandCurve:
                 pair = np.nan_to_num(pair, nan=0.0)
                 idx = np.arange(n_p)
                 pair[:, idx, idx] = 0.0
-                g = np.where(total - e > 1e-300, e / (total - e), 0.0)
-                block = (pair * (g[:, :, None] + g[:, None, :])).sum(axis=2)
+                u = np.where(total - e > 1e-300, 1.0 / (total - e), 0.0)
+                block = e * (pair * (u[:, :, None] + u[:, None, :])).sum(axis=2)
             alone = (e > 0).sum(axis=1) <= 1  # one provider available: it gets the whole spend
             block[alone] = e[alone]
             shares[fresh] = block
