@@ -158,7 +158,7 @@ def plot_effects(effects: pd.DataFrame, path: Path) -> None:
     """One panel per outcome: every factorial effect (main effects coloured) with its 90% interval."""
     plt = matplotlib_pyplot()
     chosen = [o for o in attr.outcomes() if o.name in set(effects["outcome"])]
-    cols = min(3, len(chosen))
+    cols = 2 if len(chosen) <= 4 else 3
     rows = -(-len(chosen) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 5.0 * rows), squeeze=False)
     for ax, o in zip(axes.ravel(), chosen, strict=False):
@@ -170,7 +170,7 @@ def plot_effects(effects: pd.DataFrame, path: Path) -> None:
         if np.isfinite(low).any():
             ax.errorbar(est, y, xerr=[est - low, high - est], fmt="none", ecolor="black", lw=1, capsize=2)
         ax.axvline(0, color="black", lw=0.8)
-        ax.set_yticks(y, [e.replace("x", " x ") for e in sel["effect"]], fontsize=7)
+        ax.set_yticks(y, [e.replace(":", " x ") for e in sel["effect"]], fontsize=7)
         ax.set_title(o.label, fontsize=10)
         ax.set_xlabel(o.shown)
     for ax in axes.ravel()[len(chosen) :]:
@@ -217,9 +217,9 @@ def run(args: argparse.Namespace, command: str) -> Path:
     runtime = time.perf_counter() - start
     runs, corners, effects = attribute(table, args)
     with output_folder(args.out) as tmp:
-        effects.to_csv(tmp / "attribution.csv", index=False, float_format="%.10g")
-        corners.to_csv(tmp / "corners.csv", index=False, float_format="%.10g")
-        runs.to_csv(tmp / "runs.csv", index=False, float_format="%.10g")
+        effects.to_csv(tmp / "attribution.csv", index=False)
+        corners.to_csv(tmp / "corners.csv", index=False)
+        runs.to_csv(tmp / "runs.csv", index=False)
         plot_effects(effects, tmp / "attribution.png")
         text = summary(args, effects, corners, runtime, command, int(table["quarter"].max()))
         (tmp / "summary.md").write_text(text)

@@ -231,7 +231,7 @@ def factorial_effects(
 
     ``values``: one row per corner and seed, columns ``levers`` (0/1), ``seed`` and the outcomes
     (default: every other numeric column). Rows: outcome, kind (``mean``, ``main``,
-    ``interaction``, ``alone``, ``dropped``), effect (the levers joined by ``x``), seeds,
+    ``interaction``, ``alone``, ``dropped``), effect (the levers joined by ``:``, as in R formulas), seeds,
     estimate (mean over seeds), low, high, sd (over seeds). ``alone``: the lever on against the
     all-off corner; ``dropped``: the all-on corner against the lever off.
     """
@@ -248,7 +248,7 @@ def factorial_effects(
         for subset in interaction_sets(levers):
             index = [levers.index(s) for s in subset]
             per_seed = 2.0 / 2**k * contrast_weights(levels, index) @ y
-            terms.append(("main" if len(subset) == 1 else "interaction", "x".join(subset), per_seed))
+            terms.append(("main" if len(subset) == 1 else "interaction", ":".join(subset), per_seed))
         off, on = np.zeros(k, dtype=int), np.ones(k, dtype=int)
         row = {tuple(r): i for i, r in enumerate(levels)}
         for i, lever in enumerate(levers):
@@ -287,7 +287,7 @@ def reconstruct(effects: pd.DataFrame, corner: dict[str, int], outcome: str) -> 
         if r["kind"] == "mean":
             total += r["estimate"]
             continue
-        sign = np.prod([2 * corner[lever] - 1 for lever in r["effect"].split("x")])
+        sign = np.prod([2 * corner[lever] - 1 for lever in r["effect"].split(":")])
         total += r["estimate"] / 2 * sign
     return float(total)
 
