@@ -6,18 +6,16 @@ the CSVs follow from the runs, a partial store resumes to the same CSVs, bad opt
 """
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from cloudwar.runs import attribution as attr
-from tests.conftest import ROOT
+from tests.test_experiments import script as run_script
 
 TINY = ["--seeds", "2", "--enterprises", "1500", "--quarters", "8", "--harvest-quarter", "5", "--also-harvest", "3"]
 RUNS = 13 * 2  # 12 distinct corner strategies + 1 extra harvest arm, 2 seeds
@@ -25,15 +23,8 @@ TABLES = ("attribution.csv", "corners.csv", "runs.csv")
 
 
 def script(*args: str, cwd) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), MPLBACKEND="Agg")
-    return subprocess.run(
-        [sys.executable, str(ROOT / "experiments" / "attribution.py"), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    """The experiment run as a user runs it (the helper the other experiment scripts' tests use)."""
+    return run_script("attribution.py", *args, cwd=cwd)
 
 
 @pytest.fixture(scope="module")

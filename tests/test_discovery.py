@@ -6,16 +6,14 @@ the points inside, and the script at a tiny size writes boxes consistent with it
 its store for a new threshold, and refuses bad options in one line.
 """
 
-import os
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from cloudwar.runs import discovery as disc
-from tests.conftest import ROOT
+from tests.test_experiments import script as run_script
 
 TINY = ["--seeds", "2", "--enterprises", "1500", "--quarters", "8", "--points", "6", "--workers", "1"]
 RUNS = 6 * 2 * 2
@@ -23,15 +21,8 @@ UNIT = [disc.Uncertainty(n, f"x.{n}", 0.0, 1.0, "") for n in "abc"]
 
 
 def script(*args: str, cwd) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), MPLBACKEND="Agg")
-    return subprocess.run(
-        [sys.executable, str(ROOT / "experiments" / "scenario_discovery.py"), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    """The experiment run as a user runs it (the helper the other experiment scripts' tests use)."""
+    return run_script("scenario_discovery.py", *args, cwd=cwd)
 
 
 def test_the_sample_is_a_latin_hypercube_from_the_seed():
