@@ -102,36 +102,25 @@ def attribute(table: pd.DataFrame, args: argparse.Namespace) -> tuple[pd.DataFra
 
 
 def _corners_table(runs, values, grid, names, args) -> pd.DataFrame:
-    rows = []
-    for entry in grid:
-        here = runs[runs["corner"] == entry.name]
-        rows.append(
-            {
-                "corner": entry.name,
-                **entry.corner,
-                "in_factorial": True,
-                "arm": entry.arm,
-                "strategy": json.dumps(entry.strategy, sort_keys=True),
-                "seeds": len(here),
-                **{f"{n}_mean": here[n].mean() for n in names},
-                **{f"{n}_sd": here[n].std(ddof=1) for n in names},
-            }
-        )
+    """One row per corner (and extra harvest arm): levels, the arm it reads, its strategy, means and sds."""
+
+    def row(name: str, levels: dict, in_factorial: bool, arm: str, strategy: dict, here: pd.DataFrame) -> dict:
+        return {
+            "corner": name,
+            **levels,
+            "in_factorial": in_factorial,
+            "arm": arm,
+            "strategy": json.dumps(strategy, sort_keys=True),
+            "seeds": len(here),
+            **{f"{n}_mean": here[n].mean() for n in names},
+            **{f"{n}_sd": here[n].std(ddof=1) for n in names},
+        }
+
+    rows = [row(e.name, e.corner, True, e.arm, e.strategy, runs[runs["corner"] == e.name]) for e in grid]
+    full = dict.fromkeys(attr.LEVERS, 1)
     for q in args.also_harvest:
-        here = values[values["arm"] == attr.extra_arm(q)]
-        strategy = attr.corner_strategy(dict.fromkeys(attr.LEVERS, 1), q)
-        rows.append(
-            {
-                "corner": attr.extra_arm(q),
-                **dict.fromkeys(attr.LEVERS, 1),
-                "in_factorial": False,
-                "arm": attr.extra_arm(q),
-                "strategy": json.dumps(strategy, sort_keys=True),
-                "seeds": len(here),
-                **{f"{n}_mean": here[n].mean() for n in names},
-                **{f"{n}_sd": here[n].std(ddof=1) for n in names},
-            }
-        )
+        arm = attr.extra_arm(q)
+        rows.append(row(arm, full, False, arm, attr.corner_strategy(full, q), values[values["arm"] == arm]))
     return pd.DataFrame(rows)
 
 
