@@ -75,10 +75,18 @@ def fill_run_defaults(args: argparse.Namespace, quick: dict[str, Any], full: dic
 
 
 def parse_run_args(
-    script: str, doc: str, name: str, seeds: int, quick: dict[str, Any], argv: Sequence[str] | None
+    script: str,
+    doc: str,
+    name: str,
+    seeds: int,
+    quick: dict[str, Any],
+    argv: Sequence[str] | None,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> argparse.Namespace:
-    """The options of a multi-seed experiment with no options of its own, filled and checked."""
+    """The options of a multi-seed experiment, filled and checked; ``extra(parser)`` adds its own."""
     parser = Parser(prog=script, description=doc.split("\n\n")[0])
+    if extra is not None:
+        extra(parser)
     add_run_options(parser, name, seeds=seeds, quarters="the scenario's 40")
     args = parser.parse_args(argv)
     fill_run_defaults(args, quick, {"seeds": seeds, "enterprises": 10_000, "quarters": None})

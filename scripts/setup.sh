@@ -29,7 +29,7 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; assert sys.ve
   .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 fi
 
-extras="dask,sensitivity,dashboard"
+extras="dask,sensitivity,dashboard,discovery"
 [ $want_test = 1 ] && extras="$extras,test"
 stamp=".venv/.cloudwar-installed-$(cat pyproject.toml | sha1sum | cut -c1-12)-$extras"
 if [ ! -f "$stamp" ]; then
