@@ -13,7 +13,7 @@ Alibaba plays one of three playbooks in the calibrated baseline, every other pro
 Every arm runs on the same seeds (common random numbers), so arms are compared seed by seed.
 Then the same in harsher worlds: ``rivals_match`` (every rival matches price cuts in full),
 ``weak_network`` (network and ecosystem effects cut: network weight 0.5 -> 0.1, ecosystem
-weight 0.5 -> 0.25), ``low_switching`` (switching cost 1.0 -> 0.3) and ``all_harsh`` (all three).
+weight 0.5 -> 0.25), ``low_switching`` (switching cost 2.0 -> 0.6) and ``all_harsh`` (all three).
 
 Value: NPV of free cash flow over the run (the model's ``npv``) and NPV plus a terminal value
 (the last year's operating income as a no-growth perpetuity at the scenario's discount rate,
@@ -67,7 +67,7 @@ COUNTERFACTUAL = "margin_discipline"
 HARSH = {
     "rivals_match": "every rival matches price cuts in full (match = 1)",
     "weak_network": "network weight 0.5 -> 0.1 and ecosystem weight 0.5 -> 0.25",
-    "low_switching": "switching cost 1.0 -> 0.3 utility units",
+    "low_switching": "switching cost 2.0 -> 0.6 utility units (exits about 10% a year)",
 }
 KEEP = (
     ("npv", "all", "all"),
@@ -76,6 +76,8 @@ KEEP = (
     ("revenue", "all", "all"),
     ("capex", "all", "all"),
     ("revenue_share", "china", "ai"),
+    ("volume_share", "china", "ai"),
+    ("customer_share", "china", "ai"),
     ("revenue_share", "china", "cloud"),
     ("revenue_share", "all", "cloud"),
 )
@@ -102,7 +104,7 @@ def world_overrides(name: str) -> dict:
     if name == "weak_network":
         return {"choice.network_weight": 0.1, "choice.ecosystem_weight": 0.25}
     if name == "low_switching":
-        return {"enterprise.switching_cost": 0.3}
+        return {"enterprise.switching_cost": 0.6}
     raise ValueError(f"unknown world {name!r}")
 
 
@@ -151,6 +153,9 @@ def runs_table(table: pd.DataFrame, discount_rate: float) -> pd.DataFrame:
         share = series(table, "revenue_share", FOCUS, region, product)
         out[f"share_{label.replace(' ', '_')}_start"] = share[1]
         out[f"share_{label.replace(' ', '_')}_end"] = share[quarters]
+    # Beside revenue share, the shares a price cut cannot inflate or a price rise fake: volume, customers.
+    for kind in ("volume", "customer"):
+        out[f"{kind}_share_China_AI_end"] = series(table, f"{kind}_share", FOCUS, "china", "ai")[quarters]
     return out.reset_index()
 
 
@@ -172,6 +177,8 @@ def worlds_table(runs: pd.DataFrame) -> pd.DataFrame:
                     "mean_value_difference_bn": float((mine.value_bn - base.value_bn).mean()),
                     "share_China_AI_end": float(mine.share_China_AI_cloud_end.mean()),
                     "share_China_AI_end_counterfactual": float(base.share_China_AI_cloud_end.mean()),
+                    "volume_share_China_AI_end": float(mine.volume_share_China_AI_end.mean()),
+                    "volume_share_China_AI_end_counterfactual": float(base.volume_share_China_AI_end.mean()),
                     "margin_last_year": float(mine.margin_last_year.mean()),
                     "margin_last_year_counterfactual": float(base.margin_last_year.mean()),
                     "p_margin_back_to_30": float(mine.margin_back_to_30_quarter.notna().mean()),
@@ -282,7 +289,8 @@ def summary(args, runs: pd.DataFrame, worlds: pd.DataFrame, runtime: float, comm
         "## Baseline world, Alibaba by playbook (median, 10-90% across seeds)",
         "",
         "| playbook | NPV (USD bn) | NPV + terminal value | margin, first 3 years | margin, last year "
-        "| China AI share at the end | runs with margin back to 30% | median quarter back to 30% |",
+        "| China AI share at the end: revenue / volume / customers | runs with margin back to 30% "
+        "| median quarter back to 30% |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for arm in ARMS:
@@ -291,7 +299,8 @@ def summary(args, runs: pd.DataFrame, worlds: pd.DataFrame, runtime: float, comm
         when = f"{back.median():.0f}" if back.notna().any() else "never"
         lines.append(
             f"| {arm} | {quantiles(r.npv_bn)} | {quantiles(r.value_bn)} | {100 * r.margin_first_3y.median():.1f}% "
-            f"| {100 * r.margin_last_year.median():.1f}% | {100 * r.share_China_AI_cloud_end.median():.1f}% "
+            f"| {100 * r.margin_last_year.median():.1f}% | {100 * r.share_China_AI_cloud_end.median():.1f}% / "
+            f"{100 * r.volume_share_China_AI_end.median():.1f}% / {100 * r.customer_share_China_AI_end.median():.1f}% "
             f"| {100 * back.notna().mean():.0f}% | {when} |"
         )
     lines += [
@@ -299,14 +308,16 @@ def summary(args, runs: pd.DataFrame, worlds: pd.DataFrame, runtime: float, comm
         "## P(the aggressive path is worth more than margin discipline), same seed, by world",
         "",
         "| world | aggressive path | P(higher NPV) | P(higher NPV + terminal value) | mean NPV difference (USD bn) "
-        "| mean difference with terminal value | China AI share at the end (vs discipline) |",
-        "|---|---|---|---|---|---|---|",
+        "| mean difference with terminal value | China AI revenue share at the end (vs discipline) "
+        "| China AI volume share (vs discipline) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for _, w in worlds.iterrows():
         lines.append(
             f"| {w.world} | {w.arm} | {w.p_higher_npv:.2f} | {w.p_higher_value_with_terminal:.2f} "
             f"| {w.mean_npv_difference_bn:+.1f} | {w.mean_value_difference_bn:+.1f} "
-            f"| {100 * w.share_China_AI_end:.1f}% ({100 * w.share_China_AI_end_counterfactual:.1f}%) |"
+            f"| {100 * w.share_China_AI_end:.1f}% ({100 * w.share_China_AI_end_counterfactual:.1f}%) "
+            f"| {100 * w.volume_share_China_AI_end:.1f}% ({100 * w.volume_share_China_AI_end_counterfactual:.1f}%) |"
         )
     lines += ["", "Worlds: " + "; ".join(f"{k}: {v}" for k, v in HARSH.items()) + "; all_harsh: all three.", ""]
     return "\n".join(lines)

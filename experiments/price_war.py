@@ -109,6 +109,7 @@ def _keep(args) -> tuple[tuple[str, str, str], ...]:
         ("price", region, product) if region != "all" else ("price", "china", product),
         ("revenue_share", region, product),
         ("customer_share", region, product),
+        ("volume_share", region, product),
         ("revenue", region, product),
         ("operating_margin", "all", "all"),
         ("operating_margin", region, product) if region != "all" else ("operating_margin", "all", product),
@@ -124,6 +125,7 @@ def runs_table(table: pd.DataFrame, args, providers: list[str]) -> pd.DataFrame:
     for provider in providers:
         share = series(table, "revenue_share", provider, region, product)
         customers = series(table, "customer_share", provider, region, product)
+        volume = series(table, "volume_share", provider, region, product)
         margin = series(table, "operating_margin", provider)
         price_region = "china" if region == "all" else region
         price = series(table, "price", provider, price_region, product)
@@ -132,6 +134,9 @@ def runs_table(table: pd.DataFrame, args, providers: list[str]) -> pd.DataFrame:
                 "customer_share_before": customers[before],
                 "customer_share_after_1y": customers[after],
                 "customer_share_end": customers[end],
+                "volume_share_before": volume[before],
+                "volume_share_after_1y": volume[after],
+                "volume_share_end": volume[end],
                 "share_before": share[before],
                 "share_after_1y": share[after],
                 "share_end": share[end],
@@ -211,19 +216,21 @@ def summary(args, runs: pd.DataFrame, rivals: list[str], runtime: float, command
         f"- command: `{command}`",
         f"- {args.seeds} seeds (master seed {args.seed}) x {len(ARMS)} arms, {args.enterprises:,} enterprises, "
         f"{args.quarters} quarters, cut in quarter {args.at_quarter}; runtime {runtime:.0f} s on {ran_on(args)}",
-        "- medians across seeds; 'after 1y' is four quarters after the cut; shares are of the customers and of "
-        f"the revenue in the market cut ({where}); margins are over all of a provider's markets",
+        "- medians across seeds; 'after 1y' is four quarters after the cut; shares are of the customers, of the "
+        f"volume served and of the revenue in the market cut ({where}); margins are over all of a provider's markets",
         "",
-        "| arm | provider | customer share before / after 1y / end | revenue share before / after 1y "
-        "| price after 1y / before | margin before / after 1y / end |",
-        "|---|---|---|---|---|---|",
+        "| arm | provider | customer share before / after 1y / end | volume share before / after 1y / end "
+        "| revenue share before / after 1y | price after 1y / before | margin before / after 1y / end |",
+        "|---|---|---|---|---|---|---|",
     ]
     for arm in ARMS:
         for provider in [args.cutter, *rivals]:
             r = med.loc[(arm, provider)]
             lines.append(
                 f"| {arm} | {provider} | {100 * r.customer_share_before:.1f}% / {100 * r.customer_share_after_1y:.1f}% "
-                f"/ {100 * r.customer_share_end:.1f}% | {100 * r.share_before:.1f}% / {100 * r.share_after_1y:.1f}% "
+                f"/ {100 * r.customer_share_end:.1f}% | {100 * r.volume_share_before:.1f}% / "
+                f"{100 * r.volume_share_after_1y:.1f}% / {100 * r.volume_share_end:.1f}% "
+                f"| {100 * r.share_before:.1f}% / {100 * r.share_after_1y:.1f}% "
                 f"| {r.price_after_1y / r.price_before:.2f} | {100 * r.margin_before:.1f}% / "
                 f"{100 * r.margin_after_1y:.1f}% / {100 * r.margin_end:.1f}% |"
             )

@@ -276,13 +276,20 @@ def share_column(region: str, product: str) -> str:
 
 def summary_table(results: pd.DataFrame) -> pd.DataFrame:
     """The last quarter per provider: revenue share of each market (fraction, columns named by
-    :func:`share_column`), operating margin (fraction), cumulative FCF and NPV (USD bn)."""
+    :func:`share_column`), volume share of each market ('ai volume share china'), operating
+    margin (fraction), cumulative FCF and NPV (USD bn)."""
     last = results[results.quarter == results.quarter.max()]
     providers = [p for p in pd.unique(last.provider) if p != ALL]
     out = pd.DataFrame(index=pd.Index(providers, name="provider"))
     share = last[(last.metric == "revenue_share") & (last["product"] != ALL)]
     for (region, product), group in share.groupby(["region", "product"], sort=False):
         out[share_column(region, product)] = group.set_index("provider")["value"].reindex(providers)
+    # Volume share beside it: a price rise lifts revenue share without winning anything.
+    volume = last[(last.metric == "volume_share") & (last["product"] != ALL)]
+    for (region, product), group in volume.groupby(["region", "product"], sort=False):
+        out[share_column(region, product).replace(" share", " volume share")] = (
+            group.set_index("provider")["value"].reindex(providers)
+        )
     totals = last[(last.region == ALL) & (last["product"] == ALL)].pivot(
         index="provider", columns="metric", values="value"
     )

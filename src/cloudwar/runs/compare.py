@@ -48,6 +48,7 @@ INTERVAL = 0.90  # the coverage of the interval of the mean difference
 #: ``product=None`` stands for each product of the scenario.
 HEADLINE: tuple[tuple[str, str | None, str, str, float], ...] = (
     ("revenue_share", "all", "revenue share", "%", 100.0),
+    ("volume_share", None, "volume share", "%", 100.0),
     ("customer_share", None, "customer share", "%", 100.0),
     ("operating_margin", "all", "operating margin", "%", 100.0),
     ("npv", "all", "NPV of free cash flow", "USD bn", 1e-9),

@@ -61,9 +61,10 @@ UNCERTAINTIES: tuple[Uncertainty, ...] = (
     Uncertainty(
         "switching_cost",
         "enterprise.switching_cost",
-        0.3,
-        1.5,
-        "baseline 1.0 utility units (annual churn near 10%); from the low_switching world (0.3) to 1.5",
+        0.6,
+        3.0,
+        "baseline 2.0 utility units (calibrated: under 2% of customers a year leave a provider, the UK CMA's "
+        "fewer than 1% switch); from the low_switching world (0.6, exits about 10% a year) to 1.5 x the baseline",
     ),
     Uncertainty(
         "price_sensitivity",
