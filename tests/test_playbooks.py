@@ -339,7 +339,7 @@ def test_platform_embedded_prices_scarcity_and_matches_cuts():
     tencent = provider(model, "Tencent")
     service = value(results, "service_level", "Tencent", "china", "all")
     assert (service < 1).any()  # GPU-limited
-    assert tencent.strategy.premium_.max() > 1.0  # ... so it charges a scarcity premium
+    assert tencent.strategy.scarcity_premium_.max() > 1.0  # ... so it charges a scarcity premium (the shared rule)
     cut = {"kind": "price_cut", "product": "ai", "region": "china", "cut": 0.97, "at_quarter": 2}
     base = {"enterprises": 3000, "quarters": 6, "providers.Alibaba.strategy": {**cut, "cut": 0.0}}
     with_cut = {**base, "providers.Alibaba.strategy": cut}
