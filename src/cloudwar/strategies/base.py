@@ -33,11 +33,11 @@ A strategy decides three things each quarter, all from the same snapshot of last
 :meth:`Strategy.set_prices` (then the shared scarcity rule, :meth:`Strategy.price_scarcity`: a
 provider that rationed its customers in a region last quarter adds a premium there and does not
 cut), :meth:`Strategy.set_capex` (then cut to the provider's GPU supply, ``provider.gpu_supply``,
-by :meth:`Strategy.supply_limit`) and :meth:`Strategy.set_ecosystem_spend`. State a strategy keeps between quarters (a reference
-price, a Q-table) is *learned state*: it is created in :meth:`Strategy.start`, which the model
-calls once before the strategy's first decision, and its names end in an underscore
-(scikit-learn's convention for fitted attributes), so a strategy fresh from its parameters has
-none.
+by :meth:`Strategy.supply_limit`) and :meth:`Strategy.set_ecosystem_spend`. State a strategy
+keeps between quarters (a reference price, a Q-table, the scarcity premium) is *learned state*:
+it is created in :meth:`Strategy.start`, which the model calls once before the strategy's first
+decision, and its names end in an underscore (scikit-learn's convention for fitted attributes),
+so a strategy fresh from its parameters has none.
 
 The shipped strategies: :mod:`cloudwar.strategies.playbooks` (``fixed_price``, ``cost_plus``
 and the playbooks of the AI cloud market), :mod:`cloudwar.strategies.optimising`
@@ -224,7 +224,7 @@ def _table_leaves(value: Any, path: str) -> list[tuple[str, Any]]:
 # --------------------------------------------------------------------------------------------
 @dataclass
 class Strategy:
-    """Base class: keeps prices where they are; capex by the capex rule."""
+    """Base class: keeps prices where they are (then the scarcity rule); capex by the capex rule."""
 
     kind: ClassVar[str] = ""
     capex_rule: str = param(
