@@ -16,6 +16,7 @@ from cloudwar.scenario import parse_scenario, read_scenario_toml
 from cloudwar.strategies import (
     MAX_PLANNED_GROWTH,
     REGISTRY,
+    BestResponse,
     MarginDiscipline,
     PlatformEmbedded,
     QLearning,
@@ -339,7 +340,7 @@ def test_platform_embedded_prices_scarcity_and_matches_cuts():
     tencent = provider(model, "Tencent")
     service = value(results, "service_level", "Tencent", "china", "all")
     assert (service < 1).any()  # GPU-limited
-    assert tencent.strategy.premium_.max() > 1.0  # ... so it charges a scarcity premium
+    assert tencent.strategy.scarcity_premium_.max() > 1.0  # ... so it charges a scarcity premium (the shared rule)
     cut = {"kind": "price_cut", "product": "ai", "region": "china", "cut": 0.97, "at_quarter": 2}
     base = {"enterprises": 3000, "quarters": 6, "providers.Alibaba.strategy": {**cut, "cut": 0.0}}
     with_cut = {**base, "providers.Alibaba.strategy": cut}
@@ -489,3 +490,63 @@ def test_q_learning_refuses_too_many_states():
     model = CloudMarket(parse_scenario(raw), rng=1)
     with pytest.raises(ScenarioError, match="too many"):
         model.step()
+
+
+# --------------------------------------------------------------------------------------------
+# best_response and joint_profit value the margin over the contract term
+# --------------------------------------------------------------------------------------------
+def contract_duopoly(kind: str, cost: float = 1.0, **params) -> CloudMarket:
+    """The Calvano duopoly with annual contracts, hardware 30% cheaper a year and a 20% discount rate."""
+    raw = copy.deepcopy(read_scenario_toml("calvano_duopoly"))
+    raw.update(enterprises=400, quarters=3, discount_rate=0.2)
+    raw["products"]["cloud"]["contract_quarters"] = 4
+    raw["capacity"]["hardware_decline"] = 0.3
+    for firm in raw["providers"]:
+        firm["marginal_cost"] = {"cloud": cost}
+        firm["strategy"] = {"kind": kind, "capex_rule": "none", **params}
+    return CloudMarket(parse_scenario(raw), rng=1)
+
+
+def test_the_term_average_cost_is_the_discounted_mean_of_the_falling_costs():
+    model = contract_duopoly("best_response")
+    model.step()
+    t = np.arange(4)
+    hardware = 0.7 ** (t / 4)  # unit cost over the contract, relative to now
+    discount = 1.2 ** (-t / 4)
+    strategy = model.providers_list[0].strategy
+    assert strategy.term_cost_factor(model, 0) == pytest.approx((discount * hardware).sum() / discount.sum())
+    undiscounted = BestResponse(term_discount_rate=0.0).term_cost_factor(model, 0)
+    assert undiscounted == pytest.approx(hardware.mean())
+    assert undiscounted < strategy.term_cost_factor(model, 0) < 1.0  # discounting weighs today's cost more
+    assert BestResponse(term="quarter").term_cost_factor(model, 0) is None  # the myopic rule: cost as it is
+    calvano = CloudMarket("calvano_duopoly", rng=1, overrides={"enterprises": 100})
+    assert BestResponse().term_cost_factor(calvano, 0) is None  # one-quarter contracts: c_bar = c
+
+
+@pytest.mark.parametrize("kind", ["best_response", "joint_profit"])
+def test_a_price_for_the_contract_term_is_weighed_against_the_term_average_cost(kind):
+    term = contract_duopoly(kind)
+    term.step()
+    factor = term.providers_list[0].strategy.term_cost_factor(term, 0)
+    myopic = contract_duopoly(kind, term="quarter")
+    myopic.step()
+    # the same price as a myopic firm whose unit cost were the term-average cost ...
+    at_average = contract_duopoly(kind, cost=factor, term="quarter")
+    at_average.step()
+    for a, b, c in zip(term.providers_list, at_average.providers_list, myopic.providers_list, strict=True):
+        assert a.prices[0, 0] == pytest.approx(b.prices[0, 0], rel=1e-9)
+        # ... so below the myopic price: costs fall over the contract the price is paid for
+        assert a.prices[0, 0] < c.prices[0, 0]
+
+
+@pytest.mark.parametrize("kind", ["best_response", "joint_profit"])
+def test_with_one_quarter_contracts_the_term_changes_nothing(kind):
+    def run(term: str) -> pd.DataFrame:
+        raw = copy.deepcopy(read_scenario_toml("calvano_duopoly"))
+        raw.update(enterprises=300, quarters=4)
+        raw["capacity"]["hardware_decline"] = 0.3  # costs fall, but a price is paid for one quarter only
+        for firm in raw["providers"]:
+            firm["strategy"] = {"kind": kind, "capex_rule": "none", "term": term}
+        return CloudMarket(parse_scenario(raw), rng=2).run()
+
+    pd.testing.assert_frame_equal(run("contract"), run("quarter"), check_exact=True)

@@ -227,7 +227,7 @@ def test_q_learning_has_no_learned_state_before_start_and_has_it_after():
     with pytest.raises(AttributeError, match="markets_"):
         strategy.learners()
     model.step()
-    assert learned(strategy) == {"markets_"}
+    assert learned(strategy) == {"markets_", "scarcity_premium_"}  # its own, and the shared scarcity rule's
     (learner,) = strategy.learners().values()
     assert list(strategy.learners()) == [(0, 0)] and learner.t == 0  # built in quarter 1, nothing learned yet
     model.step()
@@ -240,9 +240,9 @@ def test_the_playbooks_make_their_learned_state_in_start():
     assert {ShareFirst, MarginDiscipline, PlatformEmbedded} <= set(by_type)
     assert all(learned(p.strategy) == set() for p in model.providers_list)
     model.step()
-    assert learned(by_type[ShareFirst]) == {"start_ratio_", "harvest_"}
-    assert learned(by_type[MarginDiscipline]) == {"controller_", "rival_match_"}
-    assert learned(by_type[PlatformEmbedded]) == {"premium_", "rival_match_"}
+    assert learned(by_type[ShareFirst]) == {"start_ratio_", "harvest_", "scarcity_premium_"}
+    assert learned(by_type[MarginDiscipline]) == {"controller_", "rival_match_", "scarcity_premium_"}
+    assert learned(by_type[PlatformEmbedded]) == {"rival_match_", "scarcity_premium_"}  # no premium of its own
 
 
 USER_MODULE = """
@@ -271,9 +271,9 @@ class FailsToStart(Strategy):
 def test_start_runs_once_before_the_first_decision_and_its_errors_name_the_provider(tmp_path, monkeypatch):
     (tmp_path / "start_hooks.py").write_text(textwrap.dedent(USER_MODULE))
     monkeypatch.syspath_prepend(str(tmp_path))
-    model = CloudMarket(
-        "baseline", rng=1, overrides={"enterprises": 500, "providers.AWS.strategy": "start_hooks:CountsStarts"}
-    )
+    # without the shared scarcity rule, so that its prices are exactly those set_prices returns
+    counts = {"kind": "start_hooks:CountsStarts", "scarcity_response": 0}
+    model = CloudMarket("baseline", rng=1, overrides={"enterprises": 500, "providers.AWS.strategy": counts})
     aws = next(p for p in model.providers_list if p.name == "AWS")
     starting = aws.prices.copy()
     for _ in range(3):

@@ -191,6 +191,9 @@ class Provider(mesa.Agent):
     def decide(self) -> None:
         """Ask the strategy for next quarter's prices and this quarter's capex (not yet applied).
 
+        Prices pass through the shared scarcity rule (:meth:`Strategy.price_scarcity`), capex
+        through the GPU supply (:meth:`Strategy.supply_limit`).
+
         A strategy that raises, or returns prices, capex or ecosystem spend of the wrong shape,
         negative or not finite, stops the run with a :class:`StrategyError` naming the provider,
         the strategy and the quarter (the original exception is its cause).
@@ -203,6 +206,8 @@ class Provider(mesa.Agent):
                 strategy.start(self, market)
                 self.strategy_started = True
             prices = np.asarray(strategy.set_prices(self, market), dtype=float)
+            if prices.shape == self.prices.shape and np.all(np.isfinite(prices)):  # bad prices are reported below
+                prices = np.asarray(strategy.price_scarcity(self, market, prices), dtype=float)
             capex = np.asarray(strategy.set_capex(self, market), dtype=float)
             if capex.shape == self.presence.shape and np.all(np.isfinite(capex)):
                 capex = strategy.supply_limit(self, market, capex)

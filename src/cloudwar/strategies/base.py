@@ -24,18 +24,20 @@ What a strategy may read (the *strategy API*): ``provider.prices``, ``provider.u
 ``provider.index``, ``provider.presence``, ``provider.gpu_supply``, ``provider.capacity_in_service(quarter)``,
 ``provider.history`` (its own ``Books``, and the rivals' ``served_volume``, which market
 research publishes) and the ``market`` methods ``quarter``, ``prices``, ``rival_prices``,
-``demand_curve``, ``product_names``, ``region_names``, ``hardware_factor``, ``rng`` (the
-model's generator: the only source of randomness) and ``config``. All prices are in USD per
+``demand_curve``, ``product_names``, ``region_names``, ``products`` (each product's settings,
+such as ``contract_quarters``), ``capacity``, ``hardware_factor``, ``rng`` (the model's
+generator: the only source of randomness) and ``config``. All prices are in USD per
 unit of the product, capex and ecosystem spend in USD per quarter.
 
 A strategy decides three things each quarter, all from the same snapshot of last quarter:
-:meth:`Strategy.set_prices`, :meth:`Strategy.set_capex` (then cut to the GPU supply by
-:meth:`Strategy.supply_limit` to the provider's GPU supply, ``provider.gpu_supply``) and
-:meth:`Strategy.set_ecosystem_spend`. State a strategy keeps between quarters (a reference
-price, a Q-table) is *learned state*: it is created in :meth:`Strategy.start`, which the model
-calls once before the strategy's first decision, and its names end in an underscore
-(scikit-learn's convention for fitted attributes), so a strategy fresh from its parameters has
-none.
+:meth:`Strategy.set_prices` (then the shared scarcity rule, :meth:`Strategy.price_scarcity`: a
+provider that rationed its customers in a region last quarter adds a premium there and does not
+cut), :meth:`Strategy.set_capex` (then cut to the provider's GPU supply, ``provider.gpu_supply``,
+by :meth:`Strategy.supply_limit`) and :meth:`Strategy.set_ecosystem_spend`. State a strategy
+keeps between quarters (a reference price, a Q-table, the scarcity premium) is *learned state*:
+it is created in :meth:`Strategy.start`, which the model calls once before the strategy's first
+decision, and its names end in an underscore (scikit-learn's convention for fitted attributes),
+so a strategy fresh from its parameters has none.
 
 The shipped strategies: :mod:`cloudwar.strategies.playbooks` (``fixed_price``, ``cost_plus``
 and the playbooks of the AI cloud market), :mod:`cloudwar.strategies.optimising`
@@ -222,7 +224,7 @@ def _table_leaves(value: Any, path: str) -> list[tuple[str, Any]]:
 # --------------------------------------------------------------------------------------------
 @dataclass
 class Strategy:
-    """Base class: keeps prices where they are; capex by the capex rule."""
+    """Base class: keeps prices where they are (then the scarcity rule); capex by the capex rule."""
 
     kind: ClassVar[str] = ""
     capex_rule: str = param(
@@ -238,6 +240,18 @@ class Strategy:
     ecosystem_spend: float = param(
         0.0, unit="USD per quarter", lo=0.0, doc="spend on the ecosystem (open models, tools), an operating cost"
     )
+    scarcity_response: float = param(
+        0.5,
+        unit="exponent",
+        lo=0.0,
+        hi=5.0,
+        doc="where rationed, the scarcity premium grows by served share ^ -scarcity_response a quarter "
+        "and prices do not fall (0 = no scarcity rule)",
+    )
+    premium_decay: float = param(
+        0.05, unit="fraction per quarter", lo=0.0, hi=1.0, doc="how fast the premium falls once nobody is rationed"
+    )
+    max_premium: float = param(2.0, unit="multiple of price", lo=1.0, hi=100.0, doc="largest scarcity premium")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -315,15 +329,46 @@ class Strategy:
         The model calls it just before the strategy's first :meth:`set_prices`: in quarter 1,
         when the market holds the starting prices, costs and capacity, or, for a strategy a
         scenario event installs later, in the quarter of the event. The default turns calendar
-        labels of ``quarter`` parameters into steps (:meth:`resolve_quarters`) and creates
-        nothing; a subclass that overrides it calls ``super().start(provider, market)``.
+        labels of ``quarter`` parameters into steps (:meth:`resolve_quarters`) and creates the
+        state of the scarcity rule, ``scarcity_premium_`` (per region, 1 = none;
+        :meth:`price_scarcity`); a subclass that overrides it calls ``super().start(provider, market)``.
         """
         self.resolve_quarters(market.config.start)
+        self.scarcity_premium_ = np.ones(len(market.region_names))
 
     # --- decisions -----------------------------------------------------------------------
     def set_prices(self, provider: Provider, market: CloudMarket) -> np.ndarray:
         """Prices for next quarter, shape (products, regions), USD per unit."""
         return provider.prices.copy()
+
+    def price_scarcity(self, provider: Provider, market: CloudMarket, prices: np.ndarray) -> np.ndarray:
+        """``prices`` (products, regions; USD per unit) after the scarcity rule; applied after :meth:`set_prices`.
+
+        One rule for every strategy: a provider that could not serve its demand in a region last
+        quarter (service level s below :data:`RATIONED`) does not keep undercutting there. A
+        premium per region (``scarcity_premium_``, a multiple of the strategy's price, 1 = none)
+        grows by s^-``scarcity_response`` a quarter while the provider rations, at most
+        ``max_premium``, and falls back by ``premium_decay`` a quarter (toward 1) once it serves
+        everyone there. Every price in the region is the strategy's price x the premium, and while
+        rationed not below the price charged last quarter. ``scarcity_response = 0`` turns the
+        rule off (prices as the strategy set them). Theory scenarios, with unlimited capacity,
+        serve everyone: prices are left exactly as they are. The model calls it once a quarter
+        (:meth:`Provider.decide`), so the premium is learned state.
+        """
+        if self.scarcity_response == 0 or not provider.history:
+            return prices
+        premium = getattr(self, "scarcity_premium_", None)  # a user's start() may skip super().start()
+        if premium is None:
+            premium = np.ones(len(market.region_names))
+        served = np.clip(provider.history[-1].service_level, SERVED_FLOOR, 1.0)
+        short = served < RATIONED
+        grown = premium * served**-self.scarcity_response
+        premium = np.clip(np.where(short, grown, premium * (1.0 - self.premium_decay)), 1.0, self.max_premium)
+        self.scarcity_premium_ = premium
+        if not short.any() and np.all(premium == 1.0):
+            return prices  # nothing scarce: the strategy's own prices, bit for bit
+        scarce = prices * premium[None, :]
+        return np.where(short[None, :], np.maximum(scarce, provider.prices), scarce)
 
     def set_capex(self, provider: Provider, market: CloudMarket) -> np.ndarray:
         """Capex this quarter per region, USD."""
@@ -390,6 +435,13 @@ class Strategy:
     def growth_multiplier(self) -> float:
         """Share of the demand trend the utilisation rule builds for (1: all of it)."""
         return 1.0
+
+
+#: Service level below which a provider counts as rationing in a region (the scarcity rule):
+#: a hair under 1, so that rounding in the rationing arithmetic is no scarcity.
+RATIONED = 0.999
+#: Lowest service level the scarcity rule reads (a region served at 0 would make the premium infinite).
+SERVED_FLOOR = 1e-3
 
 
 # --------------------------------------------------------------------------------------------

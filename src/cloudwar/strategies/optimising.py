@@ -1,7 +1,11 @@
-"""Optimising strategies: the myopic best response and the joint-profit (collusive) benchmark.
+"""Optimising strategies: the best response and the joint-profit (collusive) benchmark.
 
 Both maximise profit against the market's demand model (:meth:`CloudMarket.demand_curve`, the
-expected quantity each provider sells at given prices), market by market (product, region).
+expected quantity each provider sells at given prices: the volume that signs this quarter),
+market by market (product, region). A price set now is paid by that volume for the product's
+whole contract (``contract_quarters``) while unit cost falls with hardware, so both value the
+margin over the contract term (:class:`TermPricing`); with one-quarter contracts (the theory
+scenarios) that is the one-quarter margin, exactly.
 """
 
 from __future__ import annotations
@@ -39,12 +43,65 @@ def _price_ceiling(cost: float, market: CloudMarket, k: int) -> float:
 
 
 @dataclass
-class BestResponse(Strategy):
-    """Myopic best response: the profit-maximising price given rivals' current prices.
+class TermPricing(Strategy):
+    """Base of the optimising strategies: the unit cost a price set now is weighed against.
 
-    For each (product, region) it maximises (price - unit cost) x expected quantity, the
-    quantity from the market's demand model (:meth:`CloudMarket.demand_curve`). ``damping``
-    moves only part of the way (0 = all the way) to smooth oscillations.
+    A price set now is paid, by the volume that signs this quarter, for the product's contract
+    term, T = ``market.products[k].contract_quarters`` quarters, while the unit cost falls with
+    hardware: c_t = unit cost x hardware factor(now + t) / hardware factor(now), t = 0..T-1
+    (:meth:`CloudMarket.hardware_factor`, ``capacity.hardware_decline`` a year). Maximising
+    sum_t delta^t (p - c_t) q(p) is maximising (p - c_bar) q(p) with the term-average cost
+    c_bar = sum_t delta^t c_t / sum_t delta^t (USD per unit), delta = (1 + rate)^(-1/4) per
+    quarter, rate = ``term_discount_rate`` a year (unset: the scenario's ``discount_rate``;
+    0: no discounting). ``term = "quarter"`` weighs the price against this quarter's cost only
+    (the myopic rule). With T = 1, c_bar is the unit cost itself, bit for bit.
+    """
+
+    term: str = param(
+        "contract",
+        unit="name",
+        choices=("contract", "quarter"),
+        doc="contract: value the margin over the contract term (cost falling with hardware); quarter: this quarter's",
+    )
+    term_discount_rate: float | None = param(
+        None,
+        unit="per year",
+        lo=0.0,
+        hi=1.0,
+        doc="discount rate of the later quarters of the term (unset: the scenario's discount_rate; 0 = none)",
+    )
+
+    def term_cost_factor(self, market: CloudMarket, k: int) -> float | None:
+        """c_bar / unit cost for product ``k`` this quarter (at most 1); None when the term is one quarter."""
+        quarters = market.products[k].contract_quarters
+        if self.term == "quarter" or quarters <= 1:
+            return None  # c_bar = c: the caller keeps the unit cost untouched (bit for bit as the myopic rule)
+        rate = market.config.discount_rate if self.term_discount_rate is None else self.term_discount_rate
+        t = np.arange(quarters)
+        weights = (1.0 + rate) ** (-t / 4.0)
+        hardware = market.hardware_factor(market.quarter + t) / market.hardware_factor(market.quarter)
+        if np.all(hardware == 1.0):
+            return None  # costs do not fall over the term: c_bar = c exactly, whatever the discounting
+        return float((weights * hardware).sum() / weights.sum())
+
+    def term_costs(self, market: CloudMarket, k: int, costs: np.ndarray) -> np.ndarray:
+        """``costs`` (USD per unit now, of product ``k``) as term-average costs c_bar (:class:`TermPricing`)."""
+        factor = self.term_cost_factor(market, k)
+        return costs if factor is None else costs * factor
+
+
+@dataclass
+class BestResponse(TermPricing):
+    """Best response: the price that maximises the margin over the contract term, given rivals' prices.
+
+    For each (product, region) it maximises (price - c_bar) x expected quantity (USD per
+    quarter of the term, up to the discount sum), the quantity from the market's demand model
+    (:meth:`CloudMarket.demand_curve`: the volume that signs this quarter, which pays the price
+    for the contract term) and c_bar the term-average unit cost (:class:`TermPricing`: unit
+    cost falling with hardware over ``contract_quarters``, discounted at ``term_discount_rate``;
+    ``term = "quarter"``: this quarter's unit cost, the myopic best response). With one-quarter
+    contracts it is the myopic best response. ``damping`` moves only part of the way
+    (0 = all the way) to smooth oscillations.
     """
 
     kind: ClassVar[str] = "best_response"
@@ -61,7 +118,7 @@ class BestResponse(Strategy):
                     continue
                 curve = market.demand_curve(k, r)
                 prices = market.prices[:, k, r].copy()
-                cost = float(provider.unit_cost[k, r])
+                cost = float(self.term_costs(market, k, provider.unit_cost[k, r]))
 
                 def profit(p: float, prices: np.ndarray = prices, curve: Any = curve, cost: float = cost) -> float:
                     prices[j] = p
@@ -73,11 +130,16 @@ class BestResponse(Strategy):
 
 
 @dataclass
-class JointProfit(Strategy):
+class JointProfit(TermPricing):
     """Set the prices that maximise the joint profit of all providers playing ``joint_profit``.
 
     Every member solves the same problem (given non-members' current prices) and takes its
-    own price from the joint optimum: the collusive benchmark.
+    own price from the joint optimum: the collusive benchmark. The joint profit is valued over
+    the contract term as :class:`BestResponse` values its own: sum over members of
+    (price - c_bar) x expected quantity (USD per quarter of the term), each member's c_bar its
+    unit cost times the same term factor (:class:`TermPricing`; members should share ``term``
+    and ``term_discount_rate``, or they solve different problems). With one-quarter contracts,
+    the one-quarter joint profit.
     """
 
     kind: ClassVar[str] = "joint_profit"
@@ -92,7 +154,9 @@ class JointProfit(Strategy):
                     continue
                 curve = market.demand_curve(k, r)
                 base = market.prices[:, k, r].copy()
-                costs = np.array([market.providers_list[m].unit_cost[k, r] for m in present])
+                costs = self.term_costs(
+                    market, k, np.array([market.providers_list[m].unit_cost[k, r] for m in present])
+                )
 
                 def joint(
                     x: np.ndarray,

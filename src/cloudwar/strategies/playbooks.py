@@ -6,9 +6,12 @@
 * :class:`MarginDiscipline` (``margin_discipline``, AWS's): hold a target operating margin,
   capex following utilisation and demand growth;
 * :class:`PlatformEmbedded` (``platform_embedded``, Tencent's): cost-following prices that match
-  rivals' cuts and price scarcity, lighter capex limited by GPU supply; its captive segment is a
-  provider field (``captive_share``, ``captive_bonus``);
+  rivals' cuts, lighter capex limited by GPU supply; its captive segment is a provider field
+  (``captive_share``, ``captive_bonus``);
 * :class:`PriceCut` (``price_cut``): a one-off cut of one product's price (the May 2024 price war).
+
+Every one of them prices its own scarcity by the rule all strategies share
+(:meth:`cloudwar.strategies.base.Strategy.price_scarcity`), not by code of its own.
 """
 
 from __future__ import annotations
@@ -266,45 +269,25 @@ class PlatformEmbedded(RivalMatching):
 
     Prices follow unit cost (each market keeps its starting markup) and match rivals' cuts by
     ``match`` (:func:`match_rivals`), never below unit cost. Short of capacity, it prices the
-    scarcity: in a region where it served only a share s < 1 of demand last quarter, a premium
-    on all its prices there grows by s^-scarcity_response a quarter (at most ``max_premium``);
-    once it serves everyone, the premium falls back by ``premium_decay`` a quarter. Capex: the
-    utilisation rule run hot (``target_utilisation`` 0.9) and building for only
-    ``growth_response`` of the demand trend, within the provider's GPU supply (its ``gpu_supply``;
-    Tencent's is 5% a quarter in the baseline; :meth:`Strategy.supply_limit`). The
-    playbook's edge is the provider's: its captive segment (``captive_share``, ``captive_bonus``:
-    enterprises tied to its consumer platform). Learned state: ``premium_`` (per region).
+    scarcity by the rule every strategy shares (:meth:`Strategy.price_scarcity`: a premium that
+    grows while it rations, prices that do not fall there). Capex: the utilisation rule run hot
+    (``target_utilisation`` 0.9) and building for only ``growth_response`` of the demand trend,
+    within the provider's GPU supply (its ``gpu_supply``; Tencent's is 5% a quarter in the
+    baseline; :meth:`Strategy.supply_limit`). The playbook's edge is the provider's: its captive
+    segment (``captive_share``, ``captive_bonus``: enterprises tied to its consumer platform).
     """
 
     kind: ClassVar[str] = "platform_embedded"
     target_utilisation: float = 0.9
     match: float = 1.0
     growth_response: float = _growth_response(0.5)
-    scarcity_response: float = param(
-        0.5, unit="exponent", lo=0.0, hi=5.0, doc="premium growth a quarter = served share ^ -scarcity_response"
-    )
-    premium_decay: float = param(
-        0.05, unit="fraction per quarter", lo=0.0, hi=1.0, doc="how fast the premium falls once nobody is rationed"
-    )
-    max_premium: float = param(2.0, unit="multiple of price", lo=1.0, hi=100.0, doc="largest scarcity premium")
 
     @property
     def growth_multiplier(self) -> float:
         return self.growth_response
 
-    def start(self, provider: Provider, market: CloudMarket) -> None:
-        super().start(provider, market)
-        self.premium_ = np.ones(len(market.region_names))
-
     def set_prices(self, provider: Provider, market: CloudMarket) -> np.ndarray:
-        if provider.history:
-            served = np.clip(provider.history[-1].service_level, 1e-3, 1.0)
-            short = served < 0.999
-            premium = self.premium_
-            premium = np.where(short, premium * served**-self.scarcity_response, premium * (1 - self.premium_decay))
-            self.premium_ = np.clip(premium, 1.0, self.max_premium)
-        prices = self.follow_rivals(provider, market, cost_following_prices(provider))
-        return prices * self.premium_[None, :]
+        return self.follow_rivals(provider, market, cost_following_prices(provider))
 
 
 @dataclass
