@@ -32,6 +32,16 @@ ENGINE_RUNS = 30
 REFERENCE_RUNS = 5
 
 
+# The engine computes choice utilities in float32, so the wallet splits it derives from them (and
+# the volumes, revenue and realised prices that follow) agree with the reference's float64 to
+# about 1e-7 relative per enterprise; both keep the shares in float32 (an ulp of 1 is 6e-8).
+RTOL = 1e-5
+SHARE_ATOL = 1e-5  # one enterprise's share
+SHARE_ULP = 1e-6  # of a product's whole volume or revenue
+# Contracts of one quarter for every product (every buyer signs every quarter at the list price).
+ONE_QUARTER = {"products.cloud.contract_quarters": 1, "products.ai.contract_quarters": 1}
+
+
 def _assert_same_quarter(fast: CloudMarket, ref: ReferenceMarket) -> None:
     a, b = fast.records[-1], ref.records[-1]
     q = a["quarter"]
@@ -39,18 +49,55 @@ def _assert_same_quarter(fast: CloudMarket, ref: ReferenceMarket) -> None:
     np.testing.assert_array_equal(a["customers"], b["customers"], err_msg=f"customers, quarter {q}")
     np.testing.assert_array_equal(a["churned"], b["churned"], err_msg=f"churn, quarter {q}")
     np.testing.assert_array_equal(a["ai_adoption"], b["ai_adoption"], err_msg=f"AI adoption, quarter {q}")
-    np.testing.assert_allclose(a["price"], b["price"], rtol=1e-9, err_msg=f"prices, quarter {q}")
-    np.testing.assert_allclose(a["demand_volume"], b["demand_volume"], rtol=1e-9, err_msg=f"demand, quarter {q}")
-    revenue_a = np.array([book.revenue for book in a["books"]])
-    revenue_b = np.array([book.revenue for book in b["books"]])
-    np.testing.assert_allclose(revenue_a, revenue_b, rtol=1e-9, err_msg=f"revenue, quarter {q}")
+    for fast_count, ref_count in zip(a["multi_homing"], b["multi_homing"], strict=True):
+        np.testing.assert_array_equal(fast_count, ref_count, err_msg=f"multi-homing, quarter {q}")
+    np.testing.assert_allclose(a["price"], b["price"], rtol=RTOL, err_msg=f"prices, quarter {q}")
+    realised = [np.array([book.realised_price for book in rec["books"]]) for rec in (a, b)]
+    np.testing.assert_allclose(*realised, rtol=RTOL, err_msg=f"realised prices, quarter {q}")
+    revenue = [np.array([book.revenue for book in rec["books"]]) for rec in (a, b)]
+    for name, (x, y) in {
+        "demand": (a["demand_volume"], b["demand_volume"]),
+        "volume moved": (a["volume_moved"], b["volume_moved"]),
+        "revenue": tuple(revenue),
+    }.items():
+        _assert_close_by_product(x, y, a["demand_volume"] if name != "revenue" else revenue[0], f"{name}, quarter {q}")
+
+
+def _assert_close_by_product(x: np.ndarray, y: np.ndarray, scale: np.ndarray, what: str) -> None:
+    """(P, K, R) tables equal to RTOL, or to SHARE_ULP of the product's whole (``scale``) where small.
+
+    A second provider's slice is 1 - the primary's float32 share, so its error is absolute (up to
+    an ulp of 1 times the wallet's volume), not relative; so is that of volume moved, a difference
+    of shares.
+    """
+    for k in range(x.shape[1]):
+        atol = SHARE_ULP * np.abs(scale[:, k]).sum()
+        np.testing.assert_allclose(x[:, k], y[:, k], rtol=RTOL, atol=atol, err_msg=f"{what}, product {k}")
 
 
 def _assert_same_enterprises(fast: CloudMarket, ref: ReferenceMarket) -> None:
-    pop = fast.enterprises
-    np.testing.assert_array_equal(pop.provider.T, [e.providers for e in ref.enterprise_list])
-    np.testing.assert_array_equal(pop.adopted, [e.adopted for e in ref.enterprise_list])
-    np.testing.assert_array_equal(pop.adopted_quarter, [e.adopted_quarter for e in ref.enterprise_list])
+    pop, agents = fast.enterprises, ref.enterprise_list
+    np.testing.assert_array_equal(pop.provider.T, [e.providers for e in agents])
+    np.testing.assert_array_equal(pop.signed.T, [e.signed for e in agents])
+    np.testing.assert_array_equal(pop.adopted, [e.adopted for e in agents])
+    np.testing.assert_array_equal(pop.adopted_quarter, [e.adopted_quarter for e in agents])
+    if pop.wallets:
+        np.testing.assert_array_equal(pop.two_slots, [e.wallet for e in agents])
+        np.testing.assert_array_equal(pop.second.T, [e.seconds for e in agents])
+        np.testing.assert_allclose(pop.share.T, [e.shares for e in agents], atol=SHARE_ATOL)
+    else:
+        assert not any(e.wallet for e in agents)
+        assert all(j == len(fast.providers_list) for e in agents for j in e.seconds)
+
+
+def _wallet_moves(before: tuple[np.ndarray, np.ndarray], fast: CloudMarket) -> tuple[int, int]:
+    """Since ``before`` (primaries, seconds): wallets a newcomer entered, and first-time wallet buyers given a second."""
+    pop, n_p = fast.enterprises, len(fast.providers_list)
+    (a0, b0), a1, b1 = before, pop.provider, pop.second
+    held = a0 < n_p
+    entered = held & (((a1 != a0) & (a1 != b0) & (a1 < n_p)) | ((b1 != a0) & (b1 != b0) & (b1 < n_p)))
+    fresh = ~held & (b1 < n_p)
+    return int(entered.sum()), int(fresh.sum())
 
 
 def test_reference_starts_from_the_engines_population_and_network():
@@ -74,21 +121,51 @@ def test_reference_starts_from_the_engines_population_and_network():
 @pytest.mark.parametrize(
     ("scenario", "enterprises", "quarters", "settings"),
     [
-        ("baseline", 2000, 24, {}),  # capacity rationing, Bass adoption, network, cost-plus pricing
+        # Wallets (the baseline's 85%), annual contracts, capacity rationing, Bass adoption, network.
+        ("baseline", 2000, 24, {}),
+        ("baseline", 1200, 12, {"choice.multi_homing_share": 0.0}),  # single-homing
+        ("baseline", 1200, 12, ONE_QUARTER),
+        ("baseline", 1200, 12, {"choice.multi_homing_share": 0.0, **ONE_QUARTER}),
+        # Cheap switching: newcomers enter wallets often while AI adopters take their first two providers.
+        ("baseline", 1500, 12, {"enterprise.switching_cost": 0.5, "adoption.innovation": 0.05}),
         ("baseline", 800, 8, {"network.kind": "clustered_networkx", "choice.network_weight": 1.0}),
         ("calvano_duopoly", 400, 6, {}),  # best-response pricing reads the market's demand curves
+        ("calvano_duopoly", 400, 6, {"choice.multi_homing_share": 0.5}),  # ... the wallet curves
     ],
 )
 def test_shared_randomness_gives_identical_runs(scenario, enterprises, quarters, settings):
     fast = CloudMarket(scenario, rng=2024, enterprises=enterprises, **settings)
     ref = ReferenceMarket(scenario, rng=2024, enterprises=enterprises, **settings)
     _assert_same_enterprises(fast, ref)
+    entered = fresh = 0
+    contract_gap = 0.0
     for _ in range(quarters):
+        before = (
+            (fast.enterprises.provider.copy(), fast.enterprises.second.copy()) if fast.enterprises.wallets else None
+        )
         fast.step()
         ref.step()
         _assert_same_quarter(fast, ref)
-    _assert_same_enterprises(fast, ref)
+        _assert_same_enterprises(fast, ref)
+        if before is not None:
+            moves = _wallet_moves(before, fast)
+            entered, fresh = entered + moves[0], fresh + moves[1]
+        books = fast.records[-1]["books"]
+        contract_gap = max(
+            contract_gap,
+            max(np.abs(b.realised_price - p.prices).max() for b, p in zip(books, fast.providers_list, strict=True)),
+        )
     assert fast.ai_adoption == ref.ai_adoption
+    # The cases test what they say: wallets change hands and first-time buyers take a second provider,
+    # and with contracts longer than a quarter some customers pay a price other than this quarter's.
+    if fast.enterprises.wallets:  # (with two providers a wallet holds both: no newcomer can enter)
+        assert (entered > 0 or len(fast.providers_list) == 2) and fresh > 0, (entered, fresh)
+    if settings.get("enterprise.switching_cost") == 0.5:
+        assert entered >= 50 and fresh >= 50, (entered, fresh)
+    if scenario == "baseline" and "products.cloud.contract_quarters" not in settings:
+        assert contract_gap > 0.0
+    elif "products.cloud.contract_quarters" in settings:
+        assert contract_gap < 1e-9 * max(float(p.prices.max()) for p in fast.providers_list)
 
 
 def test_contract_renewals_stay_right_in_long_runs():
