@@ -5,18 +5,20 @@ Two kinds of test:
 * **Shared randomness, identical results.** ``ReferenceMarket(scenario, rng=seed)`` starts where
   ``CloudMarket(scenario, rng=seed)`` starts and consumes the same random stream, so every
   enterprise must end every quarter in the same state: same providers, same adoption, hence
-  the same customers, churn and adoption curve, exactly. Prices and volumes are floats summed
-  in possibly different orders, so they are compared to 1e-9 relative.
+  the same wallets, customers, churn and adoption curve, exactly. Prices, volumes and revenue are
+  floats (the engine's wallet splits come from float32 utilities), compared to ``RTOL``.
 * **Independent randomness, same distribution.** Same starting market, independent random
   streams for the quarters: the reference's mean over ``REFERENCE_RUNS`` runs must lie within
-  ``TOLERANCE_SE`` (4) standard errors of the engine's mean over ``ENGINE_RUNS`` runs, for every
-  summary (market shares, adoption curve, churn). The standard deviation is the engine's across
-  its runs (the two implementations of one model share it under the hypothesis being tested);
-  standard error = sd x sqrt(1 / REFERENCE_RUNS + 1 / ENGINE_RUNS). Summaries: customer and
-  revenue share of every provider in each product at the last quarter, AI adoption per region
-  every third quarter, mean churn per product (54 numbers, 2,500 enterprises, 24 quarters). The
-  same comparison is checked to flag engines with slightly different rules (imitation 0.33 instead
-  of 0.38, network weight 0.3 instead of 0.5, switching cost 0.45 instead of 0.5), so it has teeth.
+  ``TOLERANCE_SE`` standard errors of the engine's mean over ``ENGINE_RUNS`` runs, for every
+  summary, under each of ``SETTINGS`` (wallets on and off, contracts of 4 and 1 quarters). The
+  standard deviation is pooled over both sets of runs (the two implementations of one model
+  share it under the hypothesis being tested); standard error = sd x sqrt(1 / REFERENCE_RUNS +
+  1 / ENGINE_RUNS). Summaries: customer, volume and revenue share of every provider in each
+  product at the last quarter, AI adoption per region every third quarter, mean churn both ways
+  (customers leaving entirely, volume moved) and the multi-homing share per product (2,500
+  enterprises, 24 quarters). The same comparison is checked to flag engines with slightly
+  different rules (imitation 0.33 instead of 0.38, network weight 0.3 instead of 0.5, switching
+  cost 1.8 instead of 2, multi-homing share 0.8 instead of 0.85), so it has teeth.
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ import pytest
 from cloudwar.model.market import CloudMarket
 from cloudwar.model.reference import EnterpriseAgent, ReferenceMarket
 
-TOLERANCE_SE = 4.0
-ENGINE_RUNS = 30
+# Bonferroni over the ~76 summaries of one setting at a family-wise false-alarm rate of 0.1%,
+# under a t with ENGINE_RUNS + REFERENCE_RUNS - 2 degrees of freedom: 4.9, rounded up. (A flat
+# 4 SE raised false alarms on summaries near saturation or of small shares.)
+TOLERANCE_SE = 5.0
+ENGINE_RUNS = 40
 REFERENCE_RUNS = 5
 
 
@@ -181,24 +186,31 @@ def test_contract_renewals_stay_right_in_long_runs():
 
 
 def _summaries(records: list[dict], provider_names: list[str], product_names: list[str]) -> dict[str, float]:
-    """Market shares at the end, the adoption curve and mean churn, as named numbers."""
+    """Shares at the end (customers, volume, revenue), the adoption curve, churn both ways and
+    multi-homing, as named numbers."""
     out: dict[str, float] = {}
     last = records[-1]
     customers = last["customers"].sum(axis=2)  # (P, K), all regions
+    volume = last["demand_volume"].sum(axis=2)
     revenue = np.array([book.revenue for book in last["books"]]).sum(axis=2)
     for k, product in enumerate(product_names):
         for j, provider in enumerate(provider_names):
             out[f"customer share {provider} {product}"] = customers[j, k] / customers[:, k].sum()
+            out[f"volume share {provider} {product}"] = volume[j, k] / volume[:, k].sum()
             out[f"revenue share {provider} {product}"] = revenue[j, k] / revenue[:, k].sum()
     adoption = np.array([rec["ai_adoption"] for rec in records])  # (Q, R)
     for q in range(0, len(records), 3):
         for r in range(adoption.shape[1]):
             out[f"AI adoption region {r} quarter {q + 1}"] = adoption[q, r]
-    churn = []
+    churn, moved = [], []
     for before, now in zip(records[:-1], records[1:], strict=True):
         churn.append(now["churned"].sum(axis=(0, 2)) / before["customers"].sum(axis=(0, 2)))  # (K,)
+        moved.append(now["volume_moved"].sum(axis=(0, 2)) / before["demand_volume"].sum(axis=(0, 2)))
+    buyers, both = (count.sum(axis=1) for count in last["multi_homing"])  # (K,) each
     for k, product in enumerate(product_names):
         out[f"mean churn {product}"] = float(np.mean([c[k] for c in churn]))
+        out[f"mean volume moved {product}"] = float(np.mean([m[k] for m in moved]))
+        out[f"multi-homing {product}"] = both[k] / buyers[k]
     return out
 
 
@@ -209,6 +221,13 @@ def _reseed(model: CloudMarket | ReferenceMarket, seed: list[int]) -> None:
 
 
 ENTERPRISES, QUARTERS, START_SEED = 2500, 24, 11
+# The rules under both settings that change them: wallets on and off, contracts of 4 and 1 quarters.
+SETTINGS = {
+    "wallets, annual contracts": {},
+    "single-homing, annual contracts": {"choice.multi_homing_share": 0.0},
+    "wallets, quarterly contracts": ONE_QUARTER,
+    "single-homing, quarterly contracts": {"choice.multi_homing_share": 0.0, **ONE_QUARTER},
+}
 
 
 def _run(model: CloudMarket | ReferenceMarket, seed: int) -> dict[str, float]:
@@ -218,44 +237,55 @@ def _run(model: CloudMarket | ReferenceMarket, seed: int) -> dict[str, float]:
     return _summaries(model.records, model.provider_names, model.product_names)
 
 
+def _runs(cls: type, settings: dict, seeds: range) -> list[dict[str, float]]:
+    """Runs of ``cls`` from one starting market (START_SEED), each with its own random stream."""
+    return [_run(cls("baseline", rng=START_SEED, enterprises=ENTERPRISES, **settings), s) for s in seeds]
+
+
 def _z_scores(engine: list[dict[str, float]], other: list[dict[str, float]]) -> dict[str, float]:
-    """(mean of other - mean of engine) / standard error, per summary; SE from the engine's spread."""
+    """(mean of other - mean of engine) / standard error, per summary; SE from the pooled spread."""
     scores = {}
     for name in engine[0]:
         e = np.array([run[name] for run in engine])
         o = np.array([run[name] for run in other])
-        se = e.std(ddof=1) * np.sqrt(1.0 / len(other) + 1.0 / len(engine))
+        pooled = np.sqrt(((len(e) - 1) * e.var(ddof=1) + (len(o) - 1) * o.var(ddof=1)) / (len(e) + len(o) - 2))
+        se = pooled * np.sqrt(1.0 / len(other) + 1.0 / len(engine))
         difference = o.mean() - e.mean()
         scores[name] = difference / se if se > 0 else (0.0 if abs(difference) < 1e-12 else np.inf)
     return scores
 
 
-@pytest.fixture(scope="module")
-def engine_runs() -> list[dict[str, float]]:
-    """ENGINE_RUNS runs of the engine from one starting market, each with its own random stream."""
-    return [_run(CloudMarket("baseline", rng=START_SEED, enterprises=ENTERPRISES), s) for s in range(ENGINE_RUNS)]
+_ENGINE_RUNS: dict[str, list[dict[str, float]]] = {}
+
+
+def _engine_runs(name: str) -> list[dict[str, float]]:
+    """ENGINE_RUNS runs of the engine under SETTINGS[name] (computed once per test session)."""
+    if name not in _ENGINE_RUNS:
+        _ENGINE_RUNS[name] = _runs(CloudMarket, SETTINGS[name], range(ENGINE_RUNS))
+    return _ENGINE_RUNS[name]
 
 
 @pytest.mark.slow
-def test_reference_and_engine_agree_within_monte_carlo_error(engine_runs):
-    reference = [
-        _run(ReferenceMarket("baseline", rng=START_SEED, enterprises=ENTERPRISES), 1000 + s)
-        for s in range(REFERENCE_RUNS)
-    ]
-    scores = _z_scores(engine_runs, reference)
-    failures = [f"{name}: {z:+.1f} SE" for name, z in scores.items() if abs(z) > TOLERANCE_SE]
+@pytest.mark.parametrize("name", list(SETTINGS))
+def test_reference_and_engine_agree_within_monte_carlo_error(name):
+    engine = _engine_runs(name)
+    reference = _runs(ReferenceMarket, SETTINGS[name], range(1000, 1000 + REFERENCE_RUNS))
+    scores = _z_scores(engine, reference)
+    failures = [f"{summary}: {z:+.1f} SE" for summary, z in scores.items() if abs(z) > TOLERANCE_SE]
     assert not failures, "\n".join(failures)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "change",
-    [{"adoption.imitation": 0.33}, {"choice.network_weight": 0.3}, {"enterprise.switching_cost": 0.45}],
+    [
+        {"adoption.imitation": 0.33},
+        {"choice.network_weight": 0.3},
+        {"enterprise.switching_cost": 1.8},
+        {"choice.multi_homing_share": 0.8},
+    ],
 )
-def test_the_comparison_detects_a_slightly_different_model(engine_runs, change):
+def test_the_comparison_detects_a_slightly_different_model(change):
     """The same test flags an engine whose rules differ a little (a check that it has teeth)."""
-    changed = [
-        _run(CloudMarket("baseline", rng=START_SEED, enterprises=ENTERPRISES, **change), 1000 + s)
-        for s in range(REFERENCE_RUNS)
-    ]
-    assert max(abs(z) for z in _z_scores(engine_runs, changed).values()) > TOLERANCE_SE
+    changed = _runs(CloudMarket, change, range(1000, 1000 + REFERENCE_RUNS))
+    assert max(abs(z) for z in _z_scores(_engine_runs("wallets, annual contracts"), changed).values()) > TOLERANCE_SE
