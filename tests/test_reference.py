@@ -17,8 +17,8 @@ Two kinds of test:
   product at the last quarter, AI adoption per region every third quarter, mean churn both ways
   (customers leaving entirely, volume moved) and the multi-homing share per product (2,500
   enterprises, 24 quarters). The same comparison is checked to flag engines with slightly
-  different rules (imitation 0.33 instead of 0.38, network weight 0.3 instead of 0.5, switching
-  cost 1.8 instead of 2, multi-homing share 0.8 instead of 0.85), so it has teeth.
+  different rules (the baseline's imitation 13% lower, network weight 40% lower, switching cost
+  10% lower, multi-homing share 5 points lower), so it has teeth.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import pytest
 
 from cloudwar.model.market import CloudMarket
 from cloudwar.model.reference import EnterpriseAgent, ReferenceMarket
+from cloudwar.scenario import load_scenario
 
 # Bonferroni over the ~76 summaries of one setting at a family-wise false-alarm rate of 0.1%,
 # under a t with ENGINE_RUNS + REFERENCE_RUNS - 2 degrees of freedom: 4.9, rounded up. (A flat
@@ -221,6 +222,7 @@ def _reseed(model: CloudMarket | ReferenceMarket, seed: list[int]) -> None:
 
 
 ENTERPRISES, QUARTERS, START_SEED = 2500, 24, 11
+BASELINE = load_scenario("baseline")
 # The rules under both settings that change them: wallets on and off, contracts of 4 and 1 quarters.
 SETTINGS = {
     "wallets, annual contracts": {},
@@ -278,11 +280,11 @@ def test_reference_and_engine_agree_within_monte_carlo_error(name):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "change",
-    [
-        {"adoption.imitation": 0.33},
-        {"choice.network_weight": 0.3},
-        {"enterprise.switching_cost": 1.8},
-        {"choice.multi_homing_share": 0.8},
+    [  # relative to the baseline, so that they follow its calibration
+        {"adoption.imitation": 0.87 * BASELINE.adoption.imitation},
+        {"choice.network_weight": 0.6 * BASELINE.choice.network_weight},
+        {"enterprise.switching_cost": 0.9 * BASELINE.enterprise.switching_cost},
+        {"choice.multi_homing_share": BASELINE.choice.multi_homing_share - 0.05},
     ],
 )
 def test_the_comparison_detects_a_slightly_different_model(change):
