@@ -6,8 +6,10 @@ Prints a markdown table: enterprise-quarters per second and memory per enterpris
 * the **fast engine** (:class:`cloudwar.model.market.CloudMarket`), and
 * the **floor**: the same quarter's arithmetic as bare numpy on preallocated arrays, nothing else
   (no model, no agents, no provider side, no bookkeeping): Bass adoption hazards and draws, the
-  utilities of the enterprises due, logit, inverse-CDF sampling, neighbour-count updates, the
-  demand tally,
+  utilities of the enterprises due, logit, inverse-CDF sampling, the wallets (a newcomer
+  replaces the weaker member, first-time wallet buyers draw a second provider, the split by
+  logit weights), neighbour-count updates, the demand tally over both slots and signing cohorts
+  (the realised contract prices),
 
 for 10,000, 100,000 and 1,000,000 enterprises of the baseline scenario (average 20 links), and
 checks the bars of issue 6: at 100,000 enterprises the engine is at least 200 times the
@@ -66,9 +68,11 @@ class BareQuarter:
     """The quarter's enterprise arithmetic as bare numpy, on arrays taken from a starting CloudMarket.
 
     Prices and service levels stay at their starting values (the provider side is not part of
-    the floor); everything that scales with the number of enterprises is here, written as tight
-    as plain numpy allows: float32 utilities with providers along the first axis, work buffers
-    allocated once, neighbour counts updated in place with ``ufunc.at`` on matching dtypes.
+    the floor, but the tally still prices every signing cohort); everything that scales with the
+    number of enterprises is here, written as tight as plain numpy allows: float32 utilities with
+    providers along the first axis, work buffers allocated once, neighbour counts updated in place
+    with ``ufunc.at`` on matching dtypes. Not here: rationed customers' early renewals and the
+    churn counts (bookkeeping).
     """
 
     def __init__(self, market: Any):
@@ -84,6 +88,10 @@ class BareQuarter:
         self.switching_cost = pop.switching_cost.astype(np.float32)
         self.contract_phase = pop.contract_phase.astype(np.int16)
         self.provider = pop.provider.copy()
+        self.wallets = pop.wallets
+        if self.wallets:  # (K, n) second provider (P = none) and the primary's share; (n,) holds two
+            self.second, self.share, self.two = pop.second.copy(), pop.share.copy(), pop.two_slots.copy()
+        self.signed = pop.signed.copy()  # (K, n) quarter of signing
         self.adopted = pop.adopted.copy()
         self.adopted_quarter = pop.adopted_quarter.copy()
         self.indptr, self.indices = market.network.indptr, market.network.indices
@@ -117,10 +125,12 @@ class BareQuarter:
             )
         self.quality = [quality[:, k, :].astype(np.float32) for k in range(len(self.products))]
         self.price = [(prices[:, k, :] / p.reference_price).astype(np.float32) for k, p in enumerate(self.products)]
+        self.price_log = [prices]  # list prices by quarter of signing (constant here, priced all the same)
         self.constant = [constant.astype(np.float32) for _ in self.products]
         self.volume_scale = market.enterprises.volume_scale
         self.utilities = np.empty((self.n_p, self.n), dtype=np.float32)  # work buffers, sliced to those due
         self.terms = np.empty((self.n_p, self.n), dtype=np.float32)
+        self.kept = np.empty((self.n_p, self.n), dtype=np.float32) if self.wallets else None  # pre-draw utilities
         self.quarter = 0
 
     @property
@@ -138,6 +148,7 @@ class BareQuarter:
 
     def step(self) -> None:
         self.quarter += 1
+        self.price_log.append(self.price_log[0])
         a = self.adoption
         for _ in range(a.substeps):
             candidates = np.flatnonzero(~self.adopted)
@@ -178,13 +189,21 @@ class BareQuarter:
         rows = np.arange(m)
         current = self.provider[k, idx]
         stays = current < n_p
-        v[current[stays], rows[stays]] += self.switching_cost[idx[stays]]
+        cost = self.switching_cost[idx]
+        v[current[stays], rows[stays]] += cost[stays]
+        if self.wallets:
+            second = self.second[k, idx]
+            has = second < n_p
+            v[second[has], rows[has]] += cost[has]
         if k == self.cloud and self.ai is not None:
             ai_provider = self.provider[self.ai, idx]
             has = ai_provider < n_p
             v[ai_provider[has], rows[has]] += np.float32(self.choice.ai_pull)
         # Logit with the outside option, then inverse CDF on the unnormalised running sum.
         v *= np.float32(1.0 / product.logit_scale)
+        if self.wallets:
+            kept = self.kept[:, :m]
+            np.copyto(kept, v)  # utilities / mu, for the wallets
         outside = product.outside_quality / product.logit_scale
         shift = np.maximum(v.max(axis=0), np.float32(outside))
         v -= shift
@@ -193,6 +212,9 @@ class BareQuarter:
         total = v[-1] + np.exp(np.float32(outside) - shift)
         threshold = (self.rng.random(m) * total).astype(np.float32)
         choice = (threshold >= v).sum(axis=0)
+        self.signed[k, idx] = self.quarter
+        if self.wallets:
+            choice = self._wallets(k, idx, choice, kept, cost / np.float32(product.logit_scale))
         changed = choice != current
         who, old, new = idx[changed], current[changed].astype(np.intp), choice[changed]
         self.provider[k, who] = new
@@ -202,8 +224,40 @@ class BareQuarter:
         np.subtract.at(flat, np.repeat(old, lengths) * self.n + neighbours, ones)
         np.add.at(flat, np.repeat(new, lengths) * self.n + neighbours, ones)
 
-    def _tally(self, k: int) -> np.ndarray:
-        """Volume demanded per (provider, region), the input of rationing."""
+    def _wallets(self, k: int, idx: np.ndarray, c: np.ndarray, kept: np.ndarray, cost: np.ndarray) -> np.ndarray:
+        """The wallet rule on the drawn choices ``c``; sets seconds and shares, returns the new primaries.
+
+        ``kept``: (P, m) utilities / mu at the draw (members' switching costs in them), ``cost``:
+        (m,) switching cost / mu.
+        """
+        n_p, m = self.n_p, len(idx)
+        rows = np.arange(m)
+        a, b, two = self.provider[k, idx].astype(np.intp), self.second[k, idx].astype(np.intp), self.two[idx]
+        value = np.vstack([kept, np.full((1, m), -np.inf, dtype=np.float32)])  # row P: none
+        out, new = c == n_p, (c != a) & (c != b)
+        new &= ~out
+        fresh = new & (a == n_p)
+        weaker_is_a = ~two | (value[a, rows] < value[b, rows])
+        x = np.where(out | fresh | (new & weaker_is_a), c, a)  # a newcomer replaces the weaker member
+        y = np.where(out, n_p, np.where(new & ~weaker_is_a & ~fresh, c, b))
+        pick = np.flatnonzero(fresh & two)  # first-time wallet buyers draw a second provider
+        w = np.exp(kept[:, pick] - kept[:, pick].max(axis=0))
+        w[c[pick], np.arange(len(pick))] = 0.0
+        np.cumsum(w, axis=0, out=w)
+        y[pick] = (self.rng.random(len(pick)) * w[-1] >= w).sum(axis=0)
+        # Split by logit weights without switching costs (a kept member had its cost added).
+        vx = value[x, rows] - np.where((x == a) | (x == b), cost, 0.0)
+        vy = value[y, rows] - np.where((y == a) | (y == b), cost, 0.0)
+        with np.errstate(invalid="ignore", over="ignore"):  # nobody in either slot: share 1
+            f = np.where(y < n_p, 1.0 / (1.0 + np.exp(np.minimum(vy - vx, 80.0))), 1.0).astype(np.float32)
+        swap = f < 0.5
+        x, y, f = np.where(swap, y, x), np.where(swap, x, y), np.where(swap, 1.0 - f, f)
+        self.second[k, idx], self.share[k, idx] = np.where(x < n_p, y, n_p), f
+        return x
+
+    def _tally(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Volume demanded per (provider, region), the input of rationing, and its realised price
+        (list prices of each customer's signing quarter, volume-weighted)."""
         n_r = self.volume_scale.shape[1]
         volume = self.size * self.volume_scale[k, self.region]
         if k == self.ai:
@@ -211,8 +265,18 @@ class BareQuarter:
                 (1.0 + self.adoption.usage_growth) ** (np.arange(self.quarter + 1) / 4.0), self.adoption.usage_cap
             )
             volume *= np.where(self.adopted, ramp[np.clip(self.quarter - self.adopted_quarter, 0, self.quarter)], 0.0)
-        flat = self.provider[k].astype(np.intp) * n_r + self.region
-        return np.bincount(flat, weights=volume, minlength=(self.n_p + 1) * n_r)
+        cohorts = len(self.price_log)
+        size = (self.n_p + 1) * n_r * cohorts
+        share = self.share[k] if self.wallets else None
+        slots = [(self.provider[k], share)] + ([(self.second[k], 1.0 - share)] if self.wallets else [])
+        by_cohort = np.zeros(size)
+        for providers, share in slots:
+            flat = (providers.astype(np.intp) * n_r + self.region) * cohorts + self.signed[k]
+            by_cohort += np.bincount(flat, weights=volume if share is None else volume * share, minlength=size)
+        by_cohort = by_cohort.reshape(self.n_p + 1, n_r, cohorts)[: self.n_p]
+        total = by_cohort.sum(axis=2)
+        paid = (by_cohort * np.stack([q[:, k, :] for q in self.price_log], axis=2)).sum(axis=2)
+        return total, paid / np.maximum(total, 1e-300)
 
 
 def worker_floor(size: int, quarters: int, scenario: str, seed: int) -> dict[str, Any]:
