@@ -291,3 +291,29 @@ def test_the_comparison_detects_a_slightly_different_model(change):
     """The same test flags an engine whose rules differ a little (a check that it has teeth)."""
     changed = _runs(CloudMarket, change, range(1000, 1000 + REFERENCE_RUNS))
     assert max(abs(z) for z in _z_scores(_engine_runs("wallets, annual contracts"), changed).values()) > TOLERANCE_SE
+
+
+@pytest.mark.parametrize("wallets", [0.93, 0.0])
+def test_the_reference_demand_curves_are_the_engines(wallets):
+    """The strategies' demand model built agent by agent (renewing buyers and the first-time AI
+    buyers expected this quarter) equals the engine's, after identical quarters."""
+    overrides = {
+        "enterprises": 1500,
+        "choice.multi_homing_share": wallets,
+        "providers.Tencent.strategy": {"kind": "best_response"},
+    }
+    fast = CloudMarket("baseline", rng=3, overrides=overrides)
+    ref = ReferenceMarket.from_market(CloudMarket("baseline", rng=3, overrides=overrides))
+    for _ in range(3):
+        fast.step()
+        ref.step()
+    fast._curves.clear()
+    ref._curves.clear()
+    rng = np.random.default_rng(0)
+    for k, product in enumerate(fast.product_names):
+        for r in range(len(fast.region_names)):
+            a, b = fast.demand_curve(k, r), ref.demand_curve(k, r)
+            assert (a.newcomers is not None) == (product == "ai")  # AI adoption is still going on
+            for _ in range(3):
+                prices = fast.prices[:, k, r] * rng.uniform(0.5, 1.5, size=len(fast.provider_names))
+                np.testing.assert_allclose(b.quantities(prices), a.quantities(prices), rtol=1e-5)

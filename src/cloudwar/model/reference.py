@@ -539,22 +539,46 @@ class ReferenceMarket(mesa.Model):
     total_revenue = CloudMarket.total_revenue
 
     def demand_curve(self, k: int, r: int) -> DemandCurve:
-        """Expected demand in market (product k, region r), estimated on the oracle sample, agent by agent."""
+        """Expected demand in market (product k, region r), estimated on the oracle sample, agent by agent.
+
+        The volume that signs: the renewing share of the buyers' volume and, for AI, the
+        non-adopters weighted by their chance of adopting this quarter (first-time buyers).
+        """
         if (k, r) in self._curves:
             return self._curves[(k, r)]
         product = self.products[k]
         everyone = [a for a in self.enterprise_list if a.region == r]
         sample = [a for a in self.oracle_agents if a.region == r] or everyone[: self.config.oracle_sample]
         reevaluation = 1.0 / product.contract_quarters
+        newcomers = None
+        if k == self.ai:
+            newcomers = self._newcomer_curve(
+                k, r, [a for a in sample if not a.adopted], [a for a in everyone if not a.adopted]
+            )
         if k != self.ai or any(a.adopted for a in sample):
             if k == self.ai:  # only adopters buy AI
                 sample, everyone = [a for a in sample if a.adopted], [a for a in everyone if a.adopted]
             weights = np.array([a.volume(k) for a in sample])
             population_volume = np.array([a.volume(k) for a in everyone]).sum()
-        else:  # nobody buys yet: the curve of potential first-time buyers, by size
+        elif newcomers is not None:  # nobody buys yet: the first-time buyers are the whole curve
+            self._curves[(k, r)] = newcomers
+            return newcomers
+        else:  # nobody buys yet nor is about to: the curve of potential first-time buyers, by size
             reevaluation = 1.0
             weights = np.array([a.size for a in sample])
             population_volume = np.array([a.size for a in everyone]).sum()
+        curve = self._sample_curve(
+            k, sample, weights, reevaluation, population_volume / weights.sum() if weights.sum() > 0 else 0.0
+        )
+        curve.newcomers = newcomers
+        self._curves[(k, r)] = curve
+        return curve
+
+    def _sample_curve(
+        self, k: int, sample: list[EnterpriseAgent], weights: np.ndarray, reevaluation: float, scale: float
+    ) -> DemandCurve:
+        """The demand curve of the agents ``sample`` (their wallets as they stand) with these weights."""
+        product = self.products[k]
         no_prices = np.zeros(self.n_providers)
         wallets = {}
         if self.wallets:
@@ -563,18 +587,43 @@ class ReferenceMarket(mesa.Model):
                 "wallet": np.array([a.wallet for a in sample], dtype=bool),
                 "switching_cost": np.array([a.switching_cost for a in sample]),
             }
-        curve = DemandCurve(
-            base=np.array([a.utilities(k, no_prices) for a in sample]),
+        return DemandCurve(
+            base=np.array([a.utilities(k, no_prices) for a in sample]).reshape(len(sample), self.n_providers),
             price_coef=np.array([a.price_sensitivity for a in sample]) / product.reference_price,
             weights=weights,
             reevaluation=reevaluation,
-            scale=population_volume / weights.sum() if weights.sum() > 0 else 0.0,
+            scale=scale,
             outside_utility=product.outside_quality,
             logit_scale=product.logit_scale,
             **wallets,
         )
-        self._curves[(k, r)] = curve
-        return curve
+
+    def _newcomer_curve(
+        self, k: int, r: int, sample: list[EnterpriseAgent], everyone: list[EnterpriseAgent]
+    ) -> DemandCurve | None:
+        """The first-time AI buyers expected this quarter: each non-adopter of the sample weighted by
+        its chance of adopting this quarter (Bass, over the substeps) times the volume it would start with."""
+        if not sample or not everyone:
+            return None
+        spec = self.config.adoption
+        growth = demand_growth_factor(self.products[k], self.quarter)
+        weights = np.array(
+            [
+                (
+                    1.0
+                    - (1.0 - (spec.innovation + spec.imitation * a.adopted_neighbour_share()) / spec.substeps)
+                    ** spec.substeps
+                )
+                * a.size
+                * self.volume_scale[k, r]
+                * growth
+                for a in sample
+            ]
+        )
+        if weights.sum() <= 0:
+            return None
+        scale = sum(a.size for a in everyone) / sum(a.size for a in sample)
+        return self._sample_curve(k, sample, weights, 1.0, scale)
 
     # =========================================================================================
     # Observation

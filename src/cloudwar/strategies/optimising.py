@@ -102,11 +102,27 @@ class BestResponse(TermPricing):
     ``term = "quarter"``: this quarter's unit cost, the myopic best response). With one-quarter
     contracts it is the myopic best response. ``damping`` moves only part of the way
     (0 = all the way) to smooth oscillations.
+
+    List prices rise gradually: the search stops at (1 + ``max_rise``) x max(last price, c_bar)
+    (+50% a quarter by default; cuts are not limited). Without it, a small provider whose few
+    locked-in customers (single-homers with a high switching cost and a low price
+    sensitivity) are worth more than everyone else it could win jumps to many times the market
+    price for a quarter (Baidu at USD 8 per million tokens in quarter 1 of the baseline, seed 1,
+    5,000 enterprises); the record has list price cuts of up to 97% in a day, and no rise like
+    that (history.md).
     """
 
     kind: ClassVar[str] = "best_response"
     damping: float = param(
         0.0, unit="fraction", lo=0.0, hi=0.99, doc="weight of the old price: new = damping x old + (1 - damping) x best"
+    )
+    max_rise: float | None = param(
+        0.5,
+        unit="fraction per quarter",
+        lo=0.0,
+        hi=100.0,
+        doc="largest rise of a list price in one quarter, over max(last price, unit cost); cuts are not limited; "
+        "unset: no limit",
     )
 
     def set_prices(self, provider: Provider, market: CloudMarket) -> np.ndarray:
@@ -124,7 +140,10 @@ class BestResponse(TermPricing):
                     prices[j] = p
                     return (p - cost) * curve.quantities(prices)[j]
 
-                best = _argmax_price(profit, cost, _price_ceiling(cost, market, k))
+                high = _price_ceiling(cost, market, k)
+                if self.max_rise is not None:
+                    high = min(high, max(provider.prices[k, r], cost) * (1.0 + self.max_rise))
+                best = _argmax_price(profit, cost, high)
                 new[k, r] = self.damping * provider.prices[k, r] + (1.0 - self.damping) * best
         return new
 
