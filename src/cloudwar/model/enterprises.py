@@ -466,13 +466,19 @@ class Enterprises:
         choice = sample_logit(utilities, product.outside_quality, product.logit_scale, model.rng.random(m))
         del utilities
         c = choice.astype(np.intp)
-        value = np.vstack([kept, np.full((1, m), -np.inf, dtype=kept.dtype)]).astype(np.float64)  # row P: none
         bonus = self.switching_cost[idx].astype(np.float64)
-        # Utilities without the switching cost: members had it added.
-        plain = value.copy()
-        plain[a, at] -= np.where(a < n_p, bonus, 0.0)
-        plain[b, at] -= np.where(b < n_p, bonus, 0.0)
-        plain[n_p] = -np.inf
+
+        def value(rows: np.ndarray) -> np.ndarray:  # utility of provider rows[i] to enterprise i; none: -inf
+            return np.where(rows < n_p, kept[np.minimum(rows, n_p - 1), at], -np.inf).astype(np.float64)
+
+        value_a, value_b = value(a), value(b)
+        # Utilities without the switching cost (members had it added); row P (none) is -inf.
+        plain_a = value_a - np.where(a < n_p, bonus, 0.0)
+        plain_b = value_b - np.where(b < n_p, bonus, 0.0)
+
+        def plain(rows: np.ndarray) -> np.ndarray:
+            return np.where(rows == a, plain_a, np.where(rows == b, plain_b, value(rows)))
+
         out = c == n_p
         new = ~out & (c != a) & (c != b)
         fresh = new & (a == n_p)
@@ -480,19 +486,20 @@ class Enterprises:
         new_a[out], new_b[out] = n_p, n_p
         # A newcomer replaces the weaker member (or the only one, without a wallet).
         enter = new & ~fresh
-        weaker_is_a = ~two | (value[a, at] < value[b, at])
+        weaker_is_a = ~two | (value_a < value_b)
         new_a = np.where(enter & weaker_is_a, c, new_a)
         new_b = np.where(enter & ~weaker_is_a, c, new_b)
         new_a = np.where(fresh, c, new_a)
-        # A first-time buyer with a wallet draws its second provider.
+        # A first-time buyer with a wallet draws its second provider (it has no members: plain = value).
         pick = np.flatnonzero(fresh & two)
         if len(pick):
-            weights = np.exp((plain[:n_p, pick] - np.max(plain[:n_p, pick], axis=0)) / mu).T  # (len, P)
+            block = kept[:, pick].astype(np.float64)
+            weights = np.exp((block - np.max(block, axis=0)) / mu).T  # (len, P)
             weights[np.arange(len(pick)), c[pick]] = 0.0
             total = weights.sum(axis=1)
             second = sample_choices(weights / np.where(total > 0, total, 1.0)[:, None], model.rng.random(len(pick)))
             new_b[pick] = np.where(total > 0, second, n_p)
-        weight_a = _logit_weight(plain[new_a, at], plain[new_b, at], mu)
+        weight_a = _logit_weight(plain(new_a), plain(new_b), mu)
         # Before: shares of the old members; after: of the new ones (the outside option gets none).
         f1 = self._set_wallets(k, idx, new_a, new_b, weight_a, 1.0 - weight_a)
         final_a = self.provider[k, idx].astype(np.intp)
