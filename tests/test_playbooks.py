@@ -157,9 +157,10 @@ def test_share_first_prices_a_fixed_fraction_of_the_rivals_price_from_quarter_tw
     model.step()
     expected = np.maximum(0.9 * start_ratio * index, alibaba.unit_cost)
     np.testing.assert_allclose(alibaba.prices, expected, rtol=1e-12)
-    # The rivals' price is their revenue over their served volume, last quarter.
+    # The rivals' price is their list prices weighted by their served volume, last quarter
+    # (what a customer signing now pays them; their revenue lags it under annual contracts).
     rivals = [p for p in model.providers_list if p is not alibaba]
-    revenue = sum(p.history[-1].revenue for p in rivals)
+    revenue = sum(p.prices * p.history[-1].served_volume for p in rivals)
     volume = sum(p.history[-1].served_volume for p in rivals)
     np.testing.assert_allclose(rival_price_index(alibaba, model), revenue / volume, rtol=1e-12)
 

@@ -103,7 +103,7 @@ def test_a_list_price_reaches_customers_at_renewal(tmp_path):
         'extends = "baseline"\n'
         "[[providers]]\n"
         'name = "Alibaba"\n'
-        'strategy = { kind = "fixed_price", capex_rule = "none" }\n'
+        'strategy = { kind = "fixed_price", capex_rule = "none", scarcity_response = 0.0 }\n'
         "[[events]]\n"
         'at = 3\nname = "list price cut"\nsource = "test"\n'
         'set = { "providers.Alibaba.strategy.multiplier" = 0.6 }\n'
@@ -144,7 +144,7 @@ def test_single_homing_is_a_setting():
 # --- the demand curve's expected shares are the expectation of the choice rule ----------------
 
 
-def _rule_by_enumeration(v, members, wallet, cost, outside, mu):
+def _rule_by_enumeration(v, members, wallet, cost, outside, mu, split_scale=1.0):
     """Expected volume shares of one enterprise under Enterprises._choose_wallets, by enumeration."""
     n_p = len(v)
     probs, p0 = logit_probabilities(v, outside, mu)
@@ -157,7 +157,7 @@ def _rule_by_enumeration(v, members, wallet, cost, outside, mu):
     def split(a, b):
         if b >= n_p:
             return {a: 1.0}
-        wa = 1.0 / (1.0 + np.exp((plain[b] - plain[a]) / mu))
+        wa = 1.0 / (1.0 + np.exp((plain[b] - plain[a]) / (mu * split_scale)))
         return {a: wa, b: 1.0 - wa}
 
     a, b = members
@@ -203,10 +203,23 @@ def test_wallet_shares_are_the_rules_expectation(case):
         for slot in members[i]:
             if slot < n_p:
                 v[i, slot] += cost[i]
-    curve = DemandCurve(v, np.ones(m), np.ones(m), 1.0, 1.0, 0.0, mu, members=members, wallet=wallet, switching_cost=cost)
+    split_scale = (1.0, 2.0, 3.5)[case % 3]
+    curve = DemandCurve(
+        v,
+        np.ones(m),
+        np.ones(m),
+        1.0,
+        1.0,
+        0.0,
+        mu,
+        members=members,
+        wallet=wallet,
+        switching_cost=cost,
+        split_scale=split_scale,
+    )
     got = curve.wallet_shares(v)
     for i in range(m):
-        expected, p0 = _rule_by_enumeration(v[i], tuple(members[i]), bool(wallet[i]), cost[i], 0.0, mu)
+        expected, p0 = _rule_by_enumeration(v[i], tuple(members[i]), bool(wallet[i]), cost[i], 0.0, mu, split_scale)
         np.testing.assert_allclose(got[i], expected, rtol=1e-9, atol=1e-12)
         assert got[i].sum() == pytest.approx(1.0 - p0, rel=1e-9) or members[i, 0] < n_p
 

@@ -287,9 +287,9 @@ def summary_table(results: pd.DataFrame) -> pd.DataFrame:
     # Volume share beside it: a price rise lifts revenue share without winning anything.
     volume = last[(last.metric == "volume_share") & (last["product"] != ALL)]
     for (region, product), group in volume.groupby(["region", "product"], sort=False):
-        out[share_column(region, product).replace(" share", " volume share")] = (
-            group.set_index("provider")["value"].reindex(providers)
-        )
+        out[share_column(region, product).replace(" share", " volume share")] = group.set_index("provider")[
+            "value"
+        ].reindex(providers)
     totals = last[(last.region == ALL) & (last["product"] == ALL)].pivot(
         index="provider", columns="metric", values="value"
     )

@@ -217,8 +217,8 @@ class Enterprises:
 
         Every buyer of product k among ``idx`` that holds a wallet draws a second provider from the
         same starting mix without its first provider and the outside option (one uniform each, after
-        the first draws); the two split the spend by their logit weights (the plain logit, whose
-        ratio is the ratio of exp(utility / mu)); the larger share is the primary.
+        the first draws); the two split the spend by their logit weights at ``choice.split_scale``
+        x mu (the plain logit's p ^ (1 / split_scale)); the larger share is the primary.
         """
         n_p = self.n_providers
         rows = idx[self.two_slots[idx] & (self.provider[k, idx] < n_p)]
@@ -233,7 +233,10 @@ class Enterprises:
             total = others.sum(axis=1)
             second = sample_choices(others / np.where(total > 0, total, 1.0)[:, None], uniforms[i : i + STARTING_CHUNK])
             second = np.where(total > 0, second, n_p)
-            self._set_wallets(k, chunk, first, second, plain[at, first], plain[at, np.minimum(second, n_p - 1)])
+            power = 1.0 / self.model.config.choice.split_scale  # the split's logit is split_scale x mu
+            weight_a = plain[at, first] ** power
+            weight_b = plain[at, np.minimum(second, n_p - 1)] ** power
+            self._set_wallets(k, chunk, first, second, weight_a, weight_b)
 
     def starting_probabilities(self, k: int, idx: np.ndarray) -> np.ndarray:
         """Probabilities (len(idx), P + 1) of the starting state: the market already in its long-run mix.
@@ -252,7 +255,7 @@ class Enterprises:
         Without wallets, the starting probabilities. With a wallet, the first provider c is drawn from
         the starting mix pi and the second d from pi without c and the outside option, and they split
         by the plain logit p: E[share_j] = sum_d pi_j q_jd m_jd + pi_d q_dj m_jd, with
-        q_cd = pi_d / (sum of providers' pi - pi_c) and m_jd = p_j / (p_j + p_d).
+        q_cd = pi_d / (sum of providers' pi - pi_c) and m_jd = g_j / (g_j + g_d), g = p ^ (1 / split_scale).
         """
         mix = self._starting_mix(k, idx)
         n_p = self.n_providers
@@ -265,13 +268,14 @@ class Enterprises:
                 total = inside.sum(axis=1, keepdims=True)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     q = np.nan_to_num(inside[:, None, :] / (total[:, :, None] - inside[:, :, None]), posinf=0.0)
-                    split = np.nan_to_num(p[:, :, None] / (p[:, :, None] + p[:, None, :]))
+                    g = p ** (1.0 / self.model.config.choice.split_scale)  # the split's weights
+                    split = np.nan_to_num(g[:, :, None] / (g[:, :, None] + g[:, None, :]))
                 at = np.arange(n_p)
                 q[:, at, at] = 0.0
                 lead = inside[:, :, None] * q * split  # j first, d second: j's share
                 follow = inside[:, None, :] * np.transpose(q, (0, 2, 1)) * split  # d first, j second
                 wallet = (lead + follow).sum(axis=2)
-                alone = (q.sum(axis=2) == 0)  # no second provider available: the first keeps everything
+                alone = q.sum(axis=2) == 0  # no second provider available: the first keeps everything
                 wallet = np.where(alone, inside, wallet)
                 two = self.two_slots[rows][:, None]
                 pi = np.column_stack([np.where(two, wallet, inside), pi[:, n_p]])
@@ -444,9 +448,9 @@ class Enterprises:
           wallet, draws a second provider from the logit without c and the outside option (one more
           uniform each, drawn after the first draws, in enterprise order).
 
-        Then the members split the spend by their logit weights, share of m = exp(V_m / mu) / sum
-        over members (the switching cost, equal for both, cancels), and the larger share is the
-        primary. Every renewing enterprise thus moves volume between its providers at every renewal,
+        Then the members split the spend by their logit weights at ``choice.split_scale`` x mu,
+        share of m = exp(V_m / (s mu)) / sum over members (the switching cost, equal for both,
+        cancels), and the larger share is the primary. Every renewing enterprise thus moves volume between its providers at every renewal,
         while leaving a provider entirely needs a newcomer to beat a member's switching cost.
 
         Returns customers lost and volume moved away, (P, R) each.
@@ -499,7 +503,7 @@ class Enterprises:
             total = weights.sum(axis=1)
             second = sample_choices(weights / np.where(total > 0, total, 1.0)[:, None], model.rng.random(len(pick)))
             new_b[pick] = np.where(total > 0, second, n_p)
-        weight_a = _logit_weight(plain(new_a), plain(new_b), mu)
+        weight_a = _logit_weight(plain(new_a), plain(new_b), mu * model.config.choice.split_scale)
         # Before: shares of the old members; after: of the new ones (the outside option gets none).
         f1 = self._set_wallets(k, idx, new_a, new_b, weight_a, 1.0 - weight_a)
         final_a = self.provider[k, idx].astype(np.intp)

@@ -69,11 +69,11 @@ class DemandCurve:
 
     scale being the population's volume over the sample's. Without wallets the expected share is
     the logit probability P_ij. With a wallet of members s (the stronger at these prices) and w,
-    a newcomer j wins with P_ij and takes x_ij = e_j / (e_s + e_j) of the spend (e = exp(V / mu)
-    without switching costs); the members keep (P_is + P_iw) of the draws and split by e. A
-    first-time buyer with a wallet takes c and a second provider d from the logit without c:
-    E[share_j] = P_j sum_d H_jd (u_j + u_d), with H_jd = e_j e_d / (e_j + e_d), u_c = 1 / (E - e_c),
-    E the providers' sum of e (P and e in the logit's normalisation).
+    a newcomer j wins with P_ij and takes x_ij = g_j / (g_s + g_j) of the spend (g = exp(V / (s mu))
+    without switching costs, s = ``split_scale``); the members keep (P_is + P_iw) of the draws and
+    split by g. A first-time buyer with a wallet takes c and a second provider d from the logit
+    without c: E[share_j] = sum_d e_j e_d m_jd (u_j + u_d), with m_jd = g_j / (g_j + g_d),
+    u_c = 1 / (E - e_c), e = exp(V / mu) and E the providers' sum of e (in the logit's normalisation).
     """
 
     def __init__(
@@ -88,6 +88,7 @@ class DemandCurve:
         members: np.ndarray | None = None,
         wallet: np.ndarray | None = None,
         switching_cost: np.ndarray | None = None,
+        split_scale: float = 1.0,
     ):
         self.base = base
         self.price_coef = price_coef
@@ -99,6 +100,7 @@ class DemandCurve:
         self.members = members  # (m, 2) provider indices of each sample enterprise's wallet, P = none
         self.wallet = wallet  # (m,) holds a two-provider wallet
         self.switching_cost = switching_cost
+        self.split_power = 1.0 / split_scale  # a wallet splits by e ^ (1 / split_scale)
         self.newcomers: DemandCurve | None = None  # first-time buyers expected this quarter (AI adopters)
 
     def quantities(self, prices: np.ndarray) -> np.ndarray:
@@ -126,6 +128,7 @@ class DemandCurve:
             has = member < n_p
             plain[at[has], member[has]] *= relief[has]
         shares = probs.copy()  # single provider per enterprise: the logit
+        plain **= self.split_power  # the split's weights (the draw's are probs)
         held = self.wallet & (a < n_p)
         if held.any():
             rows = at[held]
@@ -152,18 +155,20 @@ class DemandCurve:
         fresh = self.wallet & (a >= n_p)
         if fresh.any():
             e = probs[fresh]  # no members: the logit weights themselves
+            g = plain[fresh]  # and the split's
             total = e.sum(axis=1, keepdims=True)
             with np.errstate(divide="ignore", invalid="ignore"):
-                pair = e[:, :, None] * e[:, None, :] / (e[:, :, None] + e[:, None, :])
-                pair = np.nan_to_num(pair, nan=0.0)
+                split = np.nan_to_num(g[:, :, None] / (g[:, :, None] + g[:, None, :]), nan=0.0)
+                pair = e[:, :, None] * e[:, None, :] * split  # j and d drawn, j's share
                 idx = np.arange(n_p)
                 pair[:, idx, idx] = 0.0
                 u = np.where(total - e > 1e-300, 1.0 / (total - e), 0.0)
-                block = e * (pair * (u[:, :, None] + u[:, None, :])).sum(axis=2)
+                block = (pair * (u[:, :, None] + u[:, None, :])).sum(axis=2)
             alone = (e > 0).sum(axis=1) <= 1  # one provider available: it gets the whole spend
             block[alone] = e[alone]
             shares[fresh] = block
         return shares
+
 
 class CloudMarket(mesa.Model):
     """Agent-based model of the AI cloud market.
@@ -455,6 +460,7 @@ class CloudMarket(mesa.Model):
                 "members": np.column_stack([pop.provider[k, sample], pop.second[k, sample]]).astype(np.intp),
                 "wallet": pop.two_slots[sample],
                 "switching_cost": pop.switching_cost[sample].astype(float),
+                "split_scale": self.config.choice.split_scale,
             }
         return DemandCurve(base, coef, weights, rho, scale, product.outside_quality, product.logit_scale, **wallets)
 

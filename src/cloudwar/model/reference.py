@@ -271,7 +271,8 @@ class EnterpriseAgent(FixedAgent):
         it replaces my weaker member (lower utility), fills my empty second slot, or, with no
         wallet, replaces my only provider; if I bought nothing, c becomes my provider (and, with a
         wallet, so does my second choice). The members split my spend by their logit weights
-        without switching costs, share of x = 1 / (1 + exp((V_y - V_x) / mu)); the larger share
+        without switching costs, share of x = 1 / (1 + exp((V_y - V_x) / (s mu))), s the scenario's
+        ``choice.split_scale``; the larger share
         is the primary, kept in float32 as the engine keeps it (it decides who counts as rationed).
         """
         market = self.model
@@ -293,7 +294,7 @@ class EnterpriseAgent(FixedAgent):
             x, y = a, c  # ... my second, or fills my empty slot
         f = 1.0
         if x < n_p and y < n_p:
-            gap = (self.plain_utilities[y] - self.plain_utilities[x]) / mu
+            gap = (self.plain_utilities[y] - self.plain_utilities[x]) / (mu * market.config.choice.split_scale)
             f = 1.0 / (1.0 + np.exp(min(gap, 700.0)))
             if f < 0.5:
                 x, y, f = y, x, 1.0 - f
@@ -586,6 +587,7 @@ class ReferenceMarket(mesa.Model):
                 "members": np.array([[a.providers[k], a.seconds[k]] for a in sample], dtype=np.intp).reshape(-1, 2),
                 "wallet": np.array([a.wallet for a in sample], dtype=bool),
                 "switching_cost": np.array([a.switching_cost for a in sample]),
+                "split_scale": self.config.choice.split_scale,
             }
         return DemandCurve(
             base=np.array([a.utilities(k, no_prices) for a in sample]).reshape(len(sample), self.n_providers),

@@ -357,6 +357,15 @@ class ChoiceSpec:
         doc="share of enterprises, the largest by size, that split each product's spend between two providers "
         "(a wallet); 0 = every enterprise buys from one provider (single-homing, the theory setting)",
     )
+    split_scale: float = _f(
+        1.0,
+        unit="multiple of the logit scale",
+        lo=0.1,
+        hi=100.0,
+        doc="how sharply a wallet's split between its two providers follows their utilities: the split is a "
+        "logit at this multiple of the product's logit scale (1 = as sharply as a fresh choice; larger = "
+        "workloads move between the two less readily)",
+    )
 
 
 @dataclass(frozen=True)

@@ -495,11 +495,14 @@ def cost_following_prices(provider: Provider) -> np.ndarray:
 
 
 def rival_price_index(provider: Provider, market: CloudMarket) -> np.ndarray | None:
-    """The rivals' average selling price in each (product, region) last quarter, USD per unit.
+    """The rivals' list price in each (product, region), weighted by their volume last quarter, USD per unit.
 
-    Rivals' revenue / rivals' served volume there (their published sales); where rivals sold
-    nothing, the plain mean price of the rivals present (:meth:`CloudMarket.rival_prices`).
-    None in the first quarter, before anyone has sold.
+    What a customer signing now would pay the rivals, on average over their sales: their list
+    prices weighted by their served volume there (with one-quarter contracts, their revenue /
+    their volume; with longer ones their revenue lags their list prices, and a playbook pricing
+    new contracts against it would undercut yesterday's prices). Where rivals sold nothing, the
+    plain mean price of the rivals present (:meth:`CloudMarket.rival_prices`). None in the first
+    quarter, before anyone has sold.
     """
     if not provider.history:
         return None

@@ -200,11 +200,13 @@ class ShareFirst(Strategy):
 
 
 class MarginController:
-    """Prices that follow unit cost and steer last quarter's operating margin into a band.
+    """Prices that follow unit cost and steer the operating margin of its list prices into a band.
 
     Each call: prices x (unit cost now / unit cost at the last call) x step, with
-    step = ((1 - m) / (1 - m_band))^speed within 1 -/+ ``max_step``, m last quarter's operating
-    margin and m_band the nearest edge of [target, target + band] (1 inside the band). Never
+    step = ((1 - m) / (1 - m_band))^speed within 1 -/+ ``max_step``, m the operating margin last
+    quarter's volume would have earned at the list prices (1 - last quarter's costs / list price x
+    served volume: the margin of the business it signs; with one-quarter contracts the operating
+    margin itself) and m_band the nearest edge of [target, target + band] (1 inside the band). Never
     below unit cost. Starts from the provider's current prices.
     """
 
@@ -216,9 +218,14 @@ class MarginController:
         with np.errstate(divide="ignore", invalid="ignore"):
             cost_change = np.where(self.cost > 0, provider.unit_cost / self.cost, 1.0)
         step = 1.0
-        revenue = float(provider.history[-1].revenue.sum()) if provider.history else 0.0
-        if revenue > 0:
-            margin = float(provider.history[-1].operating_income.sum()) / revenue
+        books = provider.history[-1] if provider.history else None
+        # The margin its list prices earn (last quarter's costs against its volume at list prices):
+        # a list price reaches customers only as they renew, so steering the realised margin
+        # would keep cutting for a year after the cut that was enough.
+        at_list = float((provider.prices * books.served_volume).sum()) if books is not None else 0.0
+        if at_list > 0:
+            costs = float(books.revenue.sum() - books.operating_income.sum())
+            margin = 1.0 - costs / at_list
             edge = min(max(margin, self.target), min(self.target + self.band, 0.99))
             step = min(max(((1.0 - margin) / (1.0 - edge)) ** speed, 1.0 - max_step), 1.0 + max_step)
         self.base = np.maximum(self.base * cost_change * step, provider.unit_cost)
