@@ -109,6 +109,12 @@ class Provider(mesa.Agent):
         self._v_retire = np.zeros(0, dtype=np.int64)
         self._v_units = np.zeros(0)
         self._v_cost = np.zeros(0)
+        # Vintages in service and capacity per quarter asked, kept until vintages are added: the
+        # market, the books and the strategies ask for the same quarters several times a quarter.
+        self._live_cache: dict[int, np.ndarray] = {}
+        self._capacity_cache: dict[int, np.ndarray] = {}
+        self._totals_of: Books | None = None  # the books whose totals _totals_cache holds
+        self._totals_cache = (0.0, 0.0)
         self.next_prices = self.prices
         self.planned_capex = np.zeros(len(regions))
         self.cumulative_fcf = 0.0
@@ -127,6 +133,15 @@ class Provider(mesa.Agent):
         self._v_retire = np.concatenate([self._v_retire, online + life])
         self._v_units = np.concatenate([self._v_units, units])
         self._v_cost = np.concatenate([self._v_cost, cost])
+        self._live_cache.clear()
+        self._capacity_cache.clear()
+
+    def _live(self, quarter: int) -> np.ndarray:
+        """Mask of the vintages in service in ``quarter``."""
+        live = self._live_cache.get(quarter)
+        if live is None:
+            live = self._live_cache[quarter] = (self._v_online <= quarter) & (self._v_retire > quarter)
+        return live
 
     def install_starting_capacity(self, compute_demand: np.ndarray, utilisation: float) -> None:
         """Starting capacity: vintages spread evenly over the past useful life, plus the orders under way.
@@ -164,13 +179,17 @@ class Provider(mesa.Agent):
         n_regions = len(self.presence)
         if not self.model.capacity_limited:
             return np.full(n_regions, np.inf)
-        live = (self._v_online <= quarter) & (self._v_retire > quarter)
-        return np.bincount(self._v_region[live], weights=self._v_units[live], minlength=n_regions)
+        capacity = self._capacity_cache.get(quarter)
+        if capacity is None:
+            live = self._live(quarter)
+            capacity = np.bincount(self._v_region[live], weights=self._v_units[live], minlength=n_regions)
+            self._capacity_cache[quarter] = capacity
+        return capacity.copy()  # callers may keep or change it
 
     def depreciation(self, quarter: int) -> np.ndarray:
         """Straight-line depreciation per region in ``quarter``, USD."""
         n_regions = len(self.presence)
-        live = (self._v_online <= quarter) & (self._v_retire > quarter)
+        live = self._live(quarter)
         per_quarter = self._v_cost[live] / self.model.capacity.useful_life
         return np.bincount(self._v_region[live], weights=per_quarter, minlength=n_regions)
 
@@ -329,13 +348,24 @@ class Provider(mesa.Agent):
         return books
 
     # --- reporters -----------------------------------------------------------------------
+    def _last_totals(self) -> tuple[float, float]:
+        """Revenue and operating income of the last quarter booked, summed once per quarter
+        (the collector asks for them about 15 times a quarter)."""
+        last = self.history[-1] if self.history else None
+        if last is not self._totals_of:
+            self._totals_of = last
+            self._totals_cache = (
+                (float(last.revenue.sum()), float(last.operating_income.sum())) if last is not None else (0.0, 0.0)
+            )
+        return self._totals_cache
+
     @property
     def revenue(self) -> float:
-        return float(self.history[-1].revenue.sum()) if self.history else 0.0
+        return self._last_totals()[0]
 
     @property
     def operating_income(self) -> float:
-        return float(self.history[-1].operating_income.sum()) if self.history else 0.0
+        return self._last_totals()[1]
 
     @property
     def operating_margin(self) -> float:
