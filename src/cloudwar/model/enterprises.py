@@ -301,8 +301,8 @@ class Enterprises:
             due = (due | (self.adopted_quarter == model.quarter)) & self.adopted
         served = np.array([p.service_level for p in model.providers_list])  # (P, R)
         if np.any(served < 1.0):
-            rationed = np.flatnonzero((served < 1.0).any(axis=1)).astype(current.dtype)  # usually one or two
-            customers = np.flatnonzero(~due & np.isin(current, rationed))
+            rationed = np.append((served < 1.0).any(axis=1), False)  # per state (the outside option last)
+            customers = np.flatnonzero(~due & rationed[current])
             short = 1.0 - served[current[customers], self.region[customers]]
             customers, short = customers[short > 0], short[short > 0]
             move = model.rng.random(len(customers)) < model.config.choice.rationed_reevaluation * short
