@@ -86,7 +86,7 @@ METRICS = (
 def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a / b, NaN where b is 0 (a division only where b is not: no errstate block, a few microseconds each)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    return np.divide(a, b, out=np.full(np.broadcast_shapes(a.shape, b.shape), np.nan), where=b != 0)
+    return np.divide(a, b, out=np.full(np.broadcast(a, b).shape, np.nan), where=b != 0)
 
 
 class _Rows:
@@ -103,6 +103,7 @@ class _Rows:
         self.start = start  # calendar quarter of step 1
         self.vocabulary: dict[str, int] = {}  # label -> code
         self.kinds: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # label codes per kind of block
+        self.by_identity: dict[tuple[int, int, int], tuple[tuple, tuple]] = {}  # (label objects, their kind)
         self.quarters: list[int] = []  # per block
         self.metrics: list[int] = []  # per block, a code
         self.labels: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # per block: provider, product, region codes
@@ -114,11 +115,17 @@ class _Rows:
         return np.array([self.vocabulary.setdefault(str(x), len(self.vocabulary)) for x in names], dtype=np.intp)
 
     def _kind(self, providers, products, regions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        key = tuple(labels if isinstance(labels, str) else tuple(labels) for labels in (providers, products, regions))
+        axes = (providers, products, regions)
+        # The same few label lists come back every quarter: look them up by identity first, by value after.
+        fast = self.by_identity.get((id(providers), id(products), id(regions)))
+        if fast is not None and all(a is b for a, b in zip(fast[0], axes, strict=True)):
+            return fast[1]
+        key = tuple(labels if isinstance(labels, str) else tuple(labels) for labels in axes)
         if key not in self.kinds:
             # Row order: providers slowest, then products, then regions (C order of the values).
-            grids = np.meshgrid(*[self._codes(labels) for labels in (providers, products, regions)], indexing="ij")
+            grids = np.meshgrid(*[self._codes(labels) for labels in axes], indexing="ij")
             self.kinds[key] = tuple(g.ravel() for g in grids)
+        self.by_identity[(id(providers), id(products), id(regions))] = (axes, self.kinds[key])
         return self.kinds[key]
 
     def add(self, quarter: int, metric: str, values: np.ndarray, providers, products, regions) -> None:
