@@ -118,7 +118,7 @@ class _Rows:
         axes = (providers, products, regions)
         # The same few label lists come back every quarter: look them up by identity first, by value after.
         fast = self.by_identity.get((id(providers), id(products), id(regions)))
-        if fast is not None and all(a is b for a, b in zip(fast[0], axes, strict=True)):
+        if fast is not None and fast[0][0] is providers and fast[0][1] is products and fast[0][2] is regions:
             return fast[1]
         key = tuple(labels if isinstance(labels, str) else tuple(labels) for labels in axes)
         if key not in self.kinds:

@@ -395,15 +395,15 @@ class Enterprises:
         ramp since adoption (0 for non-adopters).
         """
         model = self.model
-        idx = np.arange(self.n) if idx is None else idx
+        everyone = slice(None) if idx is None else idx  # everyone: the arrays themselves, no gather
         growth = demand_growth_factor(model.products[k], model.quarter)
-        v = self.size[idx] * self.volume_scale[k, self.region[idx]] * growth
+        v = self.size[everyone] * self.volume_scale[k, self.region[everyone]] * growth
         if k == self.ai:
             spec = model.config.adoption
             ages = np.arange(model.quarter + 1)
             ramp = np.minimum((1.0 + spec.usage_growth) ** (ages / 4.0), spec.usage_cap)  # by quarters since adoption
-            age = np.clip(model.quarter - self.adopted_quarter[idx], 0, model.quarter)
-            v *= np.where(self.adopted[idx], ramp[age], 0.0)
+            age = np.clip(model.quarter - self.adopted_quarter[everyone], 0, model.quarter)
+            v *= np.where(self.adopted[everyone], ramp[age], 0.0)
         return v
 
     def tally(self) -> tuple[np.ndarray, np.ndarray]:

@@ -284,8 +284,9 @@ class Provider(mesa.Agent):
         market = self.model
         volume = served.sum(axis=1)
         unset = (self.starting_experience == 0) & (volume > 0)
-        self.starting_experience[unset] = volume[unset] * market.capacity.initial_experience
-        self.cumulative_volume[unset] = self.starting_experience[unset]
+        if unset.any():  # the first quarter a product sells, only
+            self.starting_experience[unset] = volume[unset] * market.capacity.initial_experience
+            self.cumulative_volume[unset] = self.starting_experience[unset]
         self.cumulative_volume += volume
         b = market.capacity.learning_exponent
         # Divisions with ``where=`` (the other entries keep ``out``'s value) give the same numbers as
