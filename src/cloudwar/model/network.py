@@ -259,6 +259,7 @@ def _cross_links(
 
 CHUNK = 1 << 20  # links processed at a time when building a CSR: bounds the builder's temporaries
 SMALL_CHUNK = 1 << 18  # the same where a pass holds several int64 temporaries per link
+SMALL_CSR_LINKS = 1 << 18  # up to this many links a CSR is built in one sort (_to_csr_small)
 
 
 class _LinkKeys:
@@ -290,6 +291,8 @@ def _to_csr(n: int, keys: np.ndarray) -> Network:
     way. Peak memory: the keys (8 bytes a link), the result (8 bytes a link), two int64 arrays per
     enterprise, and chunk temporaries; no per-link index or argsort array.
     """
+    if len(keys) <= SMALL_CSR_LINKS:
+        return _to_csr_small(n, keys)
     keys.sort()
     # De-duplicate in place, chunk by chunk (the write position never passes the read position).
     write = 0
@@ -327,6 +330,27 @@ def _to_csr(n: int, keys: np.ndarray) -> Network:
     offset = np.subtract(indptr[:-1], first_key[:-1], out=offset)
     _scatter_runs(keys, n, offset, indices)
     return Network(indptr=indptr, indices=indices)
+
+
+def _to_csr_small(n: int, keys: np.ndarray) -> Network:
+    """:func:`_to_csr` for a few hundred thousand links at most: the same arrays, in fewer passes.
+
+    Every link is written in both directions as a key ``row * n + column`` and the keys are sorted
+    once: each row's neighbours then come out ascending, lower ones before higher ones, as
+    :func:`_to_csr` lays them out. Its chunked, in-place passes bound memory at millions of links;
+    here the temporaries are a few MB, and the passes that cost (int64 divisions, scatters) are fewer.
+    """
+    keys.sort()
+    unique = keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if len(keys) else keys
+    low = unique // n
+    high = unique - low * n
+    degree = np.bincount(low, minlength=n) + np.bincount(high, minlength=n)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(degree, out=indptr[1:])
+    directed = np.concatenate([unique, high * n + low])
+    directed.sort()
+    directed -= np.repeat(np.arange(n, dtype=np.int64) * n, degree)  # the row's part of each key
+    return Network(indptr=indptr, indices=directed.astype(np.int32))
 
 
 def _scatter_runs(keys: np.ndarray, n: int, offset: np.ndarray, indices: np.ndarray) -> None:
