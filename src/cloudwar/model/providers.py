@@ -103,12 +103,15 @@ class Provider(mesa.Agent):
         self.demand_growth_per_quarter = np.full(len(regions), (1.0 + forecast) ** 0.25 - 1.0)
         self.cumulative_volume = np.zeros(len(products))
         self.starting_experience = np.zeros(len(products))
-        # Vintages: region, first quarter in service, first quarter retired, compute units, cost (USD).
-        self._v_region = np.zeros(0, dtype=np.int64)
-        self._v_online = np.zeros(0, dtype=np.int64)
-        self._v_retire = np.zeros(0, dtype=np.int64)
-        self._v_units = np.zeros(0)
-        self._v_cost = np.zeros(0)
+        # Vintages: region, first quarter in service, first quarter retired, compute units, cost (USD);
+        # views of the first _v_count columns of two buffers that grow by doubling (a provider adds
+        # vintages most quarters: appending to buffers costs a third of five concatenations).
+        self._v_count = 0
+        self._v_ints = np.zeros((3, 64), dtype=np.int64)  # region, online, retire
+        self._v_floats = np.zeros((2, 64))  # units, cost
+        self._v_region, self._v_online, self._v_retire = self._v_ints[:, :0]
+        self._v_units, self._v_cost = self._v_floats[:, :0]
+        self._hardware_factors: dict[int, float] = {}  # market.hardware_factor per quarter, asked 3 times a quarter
         # Vintages in service and capacity per quarter asked, kept until vintages are added: the
         # market, the books and the strategies ask for the same quarters several times a quarter.
         self._live_cache: dict[int, np.ndarray] = {}
@@ -124,15 +127,30 @@ class Provider(mesa.Agent):
     # --- capacity ------------------------------------------------------------------------
     def capex_per_unit_now(self, market: CloudMarket) -> float:
         """USD that buys one compute unit of capacity this quarter."""
-        return self.spec.capex_per_unit * market.hardware_factor(market.quarter)
+        return self.spec.capex_per_unit * self._hardware_factor(market.quarter)
+
+    def _hardware_factor(self, quarter: int) -> float:
+        factor = self._hardware_factors.get(quarter)
+        if factor is None:
+            factor = self._hardware_factors[quarter] = self.model.hardware_factor(quarter)
+        return factor
 
     def _add_vintages(self, region: np.ndarray, online: np.ndarray, units: np.ndarray, cost: np.ndarray) -> None:
         life = self.model.capacity.useful_life
-        self._v_region = np.concatenate([self._v_region, region])
-        self._v_online = np.concatenate([self._v_online, online])
-        self._v_retire = np.concatenate([self._v_retire, online + life])
-        self._v_units = np.concatenate([self._v_units, units])
-        self._v_cost = np.concatenate([self._v_cost, cost])
+        start, end = self._v_count, self._v_count + len(region)
+        if end > self._v_ints.shape[1]:
+            size = 2 * end
+            ints, floats = np.zeros((3, size), dtype=np.int64), np.zeros((2, size))
+            ints[:, :start], floats[:, :start] = self._v_ints[:, :start], self._v_floats[:, :start]
+            self._v_ints, self._v_floats = ints, floats
+        self._v_ints[0, start:end] = region
+        self._v_ints[1, start:end] = online
+        self._v_ints[2, start:end] = online + life
+        self._v_floats[0, start:end] = units
+        self._v_floats[1, start:end] = cost
+        self._v_count = end
+        self._v_region, self._v_online, self._v_retire = self._v_ints[:, :end]
+        self._v_units, self._v_cost = self._v_floats[:, :end]
         self._live_cache.clear()
         self._capacity_cache.clear()
 
@@ -298,7 +316,7 @@ class Provider(mesa.Agent):
             where=self.starting_experience > 0,
         )
         learning = ratio**-b
-        self._learning, self._hardware = learning[:, None], market.hardware_factor(market.quarter + 1)
+        self._learning, self._hardware = learning[:, None], self._hardware_factor(market.quarter + 1)
         self.unit_cost = self.base_cost * self.cost_shock * self._learning * self._hardware
 
     def book(self, quarter: int, served: np.ndarray, compute_demand: np.ndarray, served_share: np.ndarray) -> Books:
