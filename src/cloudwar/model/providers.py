@@ -103,6 +103,7 @@ class Provider(mesa.Agent):
         self.demand_growth_per_quarter = np.full(len(regions), (1.0 + forecast) ** 0.25 - 1.0)
         self.cumulative_volume = np.zeros(len(products))
         self.starting_experience = np.zeros(len(products))
+        self._inexperienced = True  # some product has no starting experience yet (update_costs)
         # Vintages: region, first quarter in service, first quarter retired, compute units, cost (USD);
         # views of the first _v_count columns of two buffers that grow by doubling (a provider adds
         # vintages most quarters: appending to buffers costs a third of five concatenations).
@@ -301,10 +302,11 @@ class Provider(mesa.Agent):
         """Learning and hardware: unit cost for next quarter from volume served (products x regions)."""
         market = self.model
         volume = served.sum(axis=1)
-        unset = (self.starting_experience == 0) & (volume > 0)
-        if unset.any():  # the first quarter a product sells, only
+        if self._inexperienced:  # until every product has sold once
+            unset = (self.starting_experience == 0) & (volume > 0)
             self.starting_experience[unset] = volume[unset] * market.capacity.initial_experience
             self.cumulative_volume[unset] = self.starting_experience[unset]
+            self._inexperienced = 0.0 in self.starting_experience
         self.cumulative_volume += volume
         b = market.capacity.learning_exponent
         # Divisions with ``where=`` (the other entries keep ``out``'s value) give the same numbers as
@@ -312,7 +314,7 @@ class Provider(mesa.Agent):
         ratio = np.divide(
             self.cumulative_volume,
             self.starting_experience,
-            out=np.ones_like(self.cumulative_volume),
+            out=_filled(self.cumulative_volume.shape, 1.0),
             where=self.starting_experience > 0,
         )
         learning = ratio**-b
@@ -332,7 +334,7 @@ class Provider(mesa.Agent):
         compute = served * market.compute_per_unit[:, None]
         compute_total = compute.sum(axis=0)
         compute_split = np.divide(
-            compute, compute_total, out=np.full_like(compute, 1.0 / compute.shape[0]), where=compute_total > 0
+            compute, compute_total, out=_filled(compute.shape, 1.0 / compute.shape[0]), where=compute_total > 0
         )
         total_revenue = revenue.sum()
         revenue_split = revenue / total_revenue if total_revenue > 0 else np.full_like(revenue, 1.0 / revenue.size)
@@ -346,7 +348,7 @@ class Provider(mesa.Agent):
         previous = self.compute_demand
         if quarter > 1:
             grew = previous > 0
-            growth = np.divide(compute_demand, previous, out=np.zeros_like(previous, dtype=float), where=grew)
+            growth = np.divide(compute_demand, previous, out=np.zeros(previous.shape), where=grew)
             np.subtract(growth, 1.0, out=growth, where=grew)
             self.demand_growth_per_quarter = 0.75 * self.demand_growth_per_quarter + 0.25 * growth
         self.compute_demand = compute_demand
@@ -417,6 +419,13 @@ class Provider(mesa.Agent):
 def _shock_array(table: dict[str, dict[str, float]], products: list[str], regions: list[str]) -> np.ndarray:
     """A ``cost_shock`` table as multipliers per (product, region), 1 where it says nothing."""
     return np.array([[cost_multiplier(table, k, r) for r in regions] for k in products], dtype=float)
+
+
+def _filled(shape: tuple[int, ...], value: float) -> np.ndarray:
+    """``np.full(shape, value)`` (float64) without np.full's Python-level overhead, for small arrays made every quarter."""
+    out = np.empty(shape)
+    out.fill(value)
+    return out
 
 
 def _finite_non_negative(values: np.ndarray) -> bool:
