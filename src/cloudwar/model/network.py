@@ -158,8 +158,8 @@ class SparseNeighbourCounts(NeighbourCounts):
             if n_states == 2:
                 self.counts[a:b] = np.bincount(owner, weights=neighbour_state == 1, minlength=b - a)
             else:
-                flat = owner * n_states + neighbour_state
-                self.counts[:, a:b] = np.bincount(flat, minlength=(b - a) * n_states).reshape(b - a, n_states).T
+                flat = neighbour_state.astype(np.int64) * (b - a) + owner  # states first, as held
+                self.counts[:, a:b] = np.bincount(flat, minlength=(b - a) * n_states).reshape(n_states, b - a)
 
     def add_shares(self, out: np.ndarray, idx: np.ndarray, weight: float) -> None:
         if self.n_states == 2:
