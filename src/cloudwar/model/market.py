@@ -50,7 +50,7 @@ import pandas as pd
 from cloudwar.model.demand import logit_probabilities
 from cloudwar.model.enterprises import Enterprise, Enterprises, check_memory
 from cloudwar.model.network import CompleteNetwork, Network, build_network
-from cloudwar.model.providers import Provider
+from cloudwar.model.providers import Provider, book_quarter
 from cloudwar.scenario import Scenario, TimedEvent, event_timeline, load_scenario
 
 
@@ -285,9 +285,7 @@ class CloudMarket(mesa.Model):
         demand, served: (P, K, R) volumes; customers: (P, K, R) enterprises; served_share and
         compute: (P, R), as returned by :meth:`ration_capacity`.
         """
-        books = [
-            p.book(self.quarter, served[j], compute[j], served_share[j]) for j, p in enumerate(self.providers_list)
-        ]
+        books = book_quarter(self.providers_list, self.quarter, served, compute, served_share)
         self.records.append(
             {
                 "quarter": self.quarter,

@@ -300,81 +300,15 @@ class Provider(mesa.Agent):
     # --- books ---------------------------------------------------------------------------
     def update_costs(self, served: np.ndarray) -> None:
         """Learning and hardware: unit cost for next quarter from volume served (products x regions)."""
-        market = self.model
-        volume = served.sum(axis=1)
-        if self._inexperienced:  # until every product has sold once
-            unset = (self.starting_experience == 0) & (volume > 0)
-            self.starting_experience[unset] = volume[unset] * market.capacity.initial_experience
-            self.cumulative_volume[unset] = self.starting_experience[unset]
-            self._inexperienced = 0.0 in self.starting_experience
-        self.cumulative_volume += volume
-        b = market.capacity.learning_exponent
-        # Divisions with ``where=`` (the other entries keep ``out``'s value) give the same numbers as
-        # np.where over a full division, without an errstate block (several microseconds each).
-        ratio = np.divide(
-            self.cumulative_volume,
-            self.starting_experience,
-            out=_filled(self.cumulative_volume.shape, 1.0),
-            where=self.starting_experience > 0,
-        )
-        learning = ratio**-b
-        self._learning, self._hardware = learning[:, None], self._hardware_factor(market.quarter + 1)
-        self.unit_cost = self.base_cost * self.cost_shock * self._learning * self._hardware
+        learn_costs([self], served[None])
 
     def book(self, quarter: int, served: np.ndarray, compute_demand: np.ndarray, served_share: np.ndarray) -> Books:
-        """Book the quarter and keep the books in ``history``.
+        """Book the quarter and keep the books in ``history`` (:func:`book_quarter` for this provider alone).
 
         ``served``: (K, R) units served; ``compute_demand``: (R,) compute units demanded;
         ``served_share``: (R,) fraction of demand served (next quarter's service level).
         """
-        market = self.model
-        revenue = self.prices * served
-        variable_cost = self.unit_cost * served
-        depreciation = self.depreciation(quarter) if market.capacity_limited else np.zeros(len(self.presence))
-        compute = served * market.compute_per_unit[:, None]
-        compute_total = compute.sum(axis=0)
-        compute_split = np.divide(
-            compute, compute_total, out=_filled(compute.shape, 1.0 / compute.shape[0]), where=compute_total > 0
-        )
-        total_revenue = revenue.sum()
-        revenue_split = revenue / total_revenue if total_revenue > 0 else np.full_like(revenue, 1.0 / revenue.size)
-        allocated_depreciation = compute_split * depreciation[None, :]
-        allocated_opex = revenue_split * (self.spec.fixed_opex + self.ecosystem_spend)
-        operating_income = revenue - variable_cost - allocated_depreciation - allocated_opex
-        capex = self.planned_capex
-        fcf = float(operating_income.sum() + depreciation.sum() - capex.sum())
-        self.cumulative_fcf += fcf
-        self.npv += fcf / (1.0 + market.config.discount_rate) ** (quarter / 4.0)
-        previous = self.compute_demand
-        if quarter > 1:
-            grew = previous > 0
-            growth = np.divide(compute_demand, previous, out=np.zeros(previous.shape), where=grew)
-            np.subtract(growth, 1.0, out=growth, where=grew)
-            self.demand_growth_per_quarter = 0.75 * self.demand_growth_per_quarter + 0.25 * growth
-        self.compute_demand = compute_demand
-        capacity = self.capacity_in_service(quarter)
-        self.service_level = served_share
-        books = Books(
-            quarter=quarter,
-            revenue=revenue,
-            variable_cost=variable_cost,
-            operating_income=operating_income,
-            served_volume=served,
-            capacity=capacity,
-            compute_demand=compute_demand,
-            capex=capex.copy(),
-            depreciation=depreciation,
-            service_level=served_share,
-            free_cash_flow=fcf,
-            cumulative_free_cash_flow=self.cumulative_fcf,
-            npv=self.npv,
-            fixed_opex=self.spec.fixed_opex,
-            ecosystem_spend=self.ecosystem_spend,
-            ecosystem=self.ecosystem,
-        )
-        self.history.append(books)
-        self.update_costs(served)
-        return books
+        return book_quarter([self], quarter, served[None], compute_demand[None], served_share[None])[0]
 
     # --- reporters -----------------------------------------------------------------------
     def _last_totals(self) -> tuple[float, float]:
@@ -419,6 +353,105 @@ class Provider(mesa.Agent):
 def _shock_array(table: dict[str, dict[str, float]], products: list[str], regions: list[str]) -> np.ndarray:
     """A ``cost_shock`` table as multipliers per (product, region), 1 where it says nothing."""
     return np.array([[cost_multiplier(table, k, r) for r in regions] for k in products], dtype=float)
+
+
+def book_quarter(
+    providers: list[Provider], quarter: int, served: np.ndarray, compute_demand: np.ndarray, served_share: np.ndarray
+) -> list[Books]:
+    """Every provider in ``providers`` books the quarter (each keeps its :class:`Books` in ``history``).
+
+    ``served``: (P, K, R) units served; ``compute_demand``: (P, R) compute units demanded;
+    ``served_share``: (P, R) fraction of demand served (next quarter's service level); P =
+    ``len(providers)``, in that order. The arithmetic runs on the providers stacked, once a quarter
+    instead of once per provider (a quarter's small-array operations cost more than their data);
+    every number is the one each provider's own arithmetic gives: the operations are elementwise,
+    and each sum runs over one provider's own entries in the same order.
+    """
+    market = providers[0].model
+    n_products = served.shape[1]
+    prices = np.array([p.prices for p in providers])
+    unit_cost = np.array([p.unit_cost for p in providers])
+    revenue = prices * served
+    variable_cost = unit_cost * served
+    if market.capacity_limited:
+        depreciation = np.array([p.depreciation(quarter) for p in providers])
+    else:
+        depreciation = np.zeros(compute_demand.shape)
+    compute = served * market.compute_per_unit[None, :, None]
+    compute_total = compute.sum(axis=1, keepdims=True)
+    compute_split = np.divide(compute, compute_total, out=_filled(compute.shape, 1.0 / n_products), where=compute_total > 0)
+    total_revenue = revenue.reshape(len(providers), -1).sum(axis=1)[:, None, None]
+    revenue_split = np.divide(
+        revenue, total_revenue, out=_filled(revenue.shape, 1.0 / revenue[0].size), where=total_revenue > 0
+    )
+    allocated_depreciation = compute_split * depreciation[:, None, :]
+    opex = np.array([p.spec.fixed_opex + p.ecosystem_spend for p in providers])
+    allocated_opex = revenue_split * opex[:, None, None]
+    operating_income = revenue - variable_cost - allocated_depreciation - allocated_opex
+    capex = np.array([p.planned_capex for p in providers])
+    fcf = operating_income.reshape(len(providers), -1).sum(axis=1) + depreciation.sum(axis=1) - capex.sum(axis=1)
+    previous = np.array([p.compute_demand for p in providers])
+    grew = previous > 0
+    growth = np.divide(compute_demand, previous, out=np.zeros(previous.shape), where=grew)
+    np.subtract(growth, 1.0, out=growth, where=grew)
+    discount = (1.0 + market.config.discount_rate) ** (quarter / 4.0)
+    books = []
+    for j, p in enumerate(providers):
+        flow = float(fcf[j])
+        p.cumulative_fcf += flow
+        p.npv += flow / discount
+        if quarter > 1:
+            p.demand_growth_per_quarter = 0.75 * p.demand_growth_per_quarter + 0.25 * growth[j]
+        p.compute_demand = compute_demand[j]
+        p.service_level = served_share[j]
+        entry = Books(
+            quarter=quarter,
+            revenue=revenue[j],
+            variable_cost=variable_cost[j],
+            operating_income=operating_income[j],
+            served_volume=served[j],
+            capacity=p.capacity_in_service(quarter),
+            compute_demand=compute_demand[j],
+            capex=capex[j],
+            depreciation=depreciation[j],
+            service_level=served_share[j],
+            free_cash_flow=flow,
+            cumulative_free_cash_flow=p.cumulative_fcf,
+            npv=p.npv,
+            fixed_opex=p.spec.fixed_opex,
+            ecosystem_spend=p.ecosystem_spend,
+            ecosystem=p.ecosystem,
+        )
+        p.history.append(entry)
+        books.append(entry)
+    learn_costs(providers, served)
+    return books
+
+
+def learn_costs(providers: list[Provider], served: np.ndarray) -> None:
+    """Learning and hardware: every provider's unit cost for next quarter from its volume served,
+    ``served`` (P, K, R) units in the order of ``providers`` (stacked, as in :func:`book_quarter`)."""
+    market = providers[0].model
+    volume = served.sum(axis=2)
+    for j, p in enumerate(providers):
+        if p._inexperienced:  # until every product has sold once
+            unset = (p.starting_experience == 0) & (volume[j] > 0)
+            p.starting_experience[unset] = volume[j][unset] * market.capacity.initial_experience
+            p.cumulative_volume[unset] = p.starting_experience[unset]
+            p._inexperienced = 0.0 in p.starting_experience
+        p.cumulative_volume += volume[j]
+    cumulative = np.array([p.cumulative_volume for p in providers])
+    starting = np.array([p.starting_experience for p in providers])
+    # A division with ``where=`` (the other entries keep ``out``'s value) gives the same numbers as
+    # np.where over a full division, without an errstate block.
+    ratio = np.divide(cumulative, starting, out=_filled(cumulative.shape, 1.0), where=starting > 0)
+    learning = ratio ** -market.capacity.learning_exponent
+    hardware = providers[0]._hardware_factor(market.quarter + 1)
+    base = np.array([p.base_cost for p in providers]) * np.array([p.cost_shock for p in providers])
+    unit_cost = base * learning[:, :, None] * hardware
+    for j, p in enumerate(providers):
+        p._learning, p._hardware = learning[j][:, None], hardware
+        p.unit_cost = unit_cost[j]
 
 
 def _filled(shape: tuple[int, ...], value: float) -> np.ndarray:
