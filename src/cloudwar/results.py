@@ -103,61 +103,60 @@ class _Rows:
         self.start = start  # calendar quarter of step 1
         self.vocabulary: dict[str, int] = {}  # label -> code
         self.kinds: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # label codes per kind of block
-        self.by_identity: dict[tuple[int, int, int], tuple[tuple, tuple]] = {}  # (label objects, their kind)
-        self.quarters: list[int] = []  # per block
-        self.metrics: list[int] = []  # per block, a code
-        self.labels: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # per block: provider, product, region codes
-        self.values: list[np.ndarray] = []  # per block
+        self.by_identity: dict[tuple[int, int, int], tuple] = {}  # the three label objects and their kind
+        self.blocks: list[tuple[int, str, tuple[np.ndarray, ...], np.ndarray]] = []  # quarter, metric, kind, values
 
     def _codes(self, labels) -> np.ndarray:
         """Codes of a label list, or of a fixed str label as a one-element list."""
         names = [labels] if isinstance(labels, str) else labels
         return np.array([self.vocabulary.setdefault(str(x), len(self.vocabulary)) for x in names], dtype=np.intp)
 
-    def _kind(self, providers, products, regions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _kind(self, providers, products, regions) -> tuple:
+        """The label objects and the label codes of their kind of block, remembered under their identities."""
         axes = (providers, products, regions)
-        # The same few label lists come back every quarter: look them up by identity first, by value after.
-        fast = self.by_identity.get((id(providers), id(products), id(regions)))
-        if fast is not None and fast[0][0] is providers and fast[0][1] is products and fast[0][2] is regions:
-            return fast[1]
         key = tuple(labels if isinstance(labels, str) else tuple(labels) for labels in axes)
         if key not in self.kinds:
             # Row order: providers slowest, then products, then regions (C order of the values).
             grids = np.meshgrid(*[self._codes(labels) for labels in axes], indexing="ij")
             self.kinds[key] = tuple(g.ravel() for g in grids)
-        self.by_identity[(id(providers), id(products), id(regions))] = (axes, self.kinds[key])
-        return self.kinds[key]
+        # Kept with the objects themselves, so an id is not reused by another object while remembered.
+        entry = self.by_identity[(id(providers), id(products), id(regions))] = (*axes, self.kinds[key])
+        return entry
 
     def add(self, quarter: int, metric: str, values: np.ndarray, providers, products, regions) -> None:
         """``values`` has one axis per label list (in this order); a str label is a fixed value."""
-        kind = self._kind(providers, products, regions)
+        # The same few label lists come back every quarter: found by identity, without building a key.
+        entry = self.by_identity.get((id(providers), id(products), id(regions)))
+        if entry is None or entry[0] is not providers or entry[1] is not products or entry[2] is not regions:
+            entry = self._kind(providers, products, regions)
+        kind = entry[3]
         values = np.asarray(values, dtype=float).ravel()
         if values.size != kind[0].size:
             raise ValueError(f"{metric}: {values.size} values for {kind[0].size} labels")
-        self.quarters.append(quarter)
-        self.metrics.append(self.vocabulary.setdefault(metric, len(self.vocabulary)))
-        self.labels.append(kind)
-        self.values.append(values)
+        self.blocks.append((quarter, metric, kind, values))
 
     def frame(self) -> pd.DataFrame:
-        if not self.values:
+        if not self.blocks:
             return pd.DataFrame({c: [] for c in COLUMNS})
-        sizes = np.array([v.size for v in self.values])
-        steps, where = np.unique(np.array(self.quarters), return_inverse=True)  # a label per quarter, not per row
-        calendar = [self.vocabulary.setdefault(c, len(self.vocabulary)) for c in quarters.labels(self.start, steps)]
+        block_quarters, metrics, kinds, values = zip(*self.blocks, strict=True)
+        sizes = np.array([v.size for v in values])
+        steps, where = np.unique(np.array(block_quarters), return_inverse=True)  # a label per quarter, not per row
+        code = self.vocabulary.setdefault
+        calendar = [code(c, len(self.vocabulary)) for c in quarters.labels(self.start, steps)]
+        metric_codes = [code(m, len(self.vocabulary)) for m in metrics]
         vocabulary = pd.array(list(self.vocabulary), dtype="string")
-        provider, product, region = (np.concatenate([labels[i] for labels in self.labels]) for i in range(3))
+        provider, product, region = (np.concatenate([kind[i] for kind in kinds]) for i in range(3))
         codes = {
             "calendar": np.repeat(np.array(calendar, dtype=np.intp)[where], sizes),
             "provider": provider,
             "region": region,
             "product": product,
-            "metric": np.repeat(np.array(self.metrics, dtype=np.intp), sizes),
+            "metric": np.repeat(np.array(metric_codes, dtype=np.intp), sizes),
         }
         columns = {
-            "quarter": np.repeat(np.array(self.quarters, dtype=np.int64), sizes),
+            "quarter": np.repeat(np.array(block_quarters, dtype=np.int64), sizes),
             **{c: vocabulary.take(codes[c]) for c in COLUMNS[1:-1]},
-            "value": np.concatenate(self.values),
+            "value": np.concatenate(values),
         }
         return pd.DataFrame(columns, columns=COLUMNS)
 
