@@ -379,7 +379,9 @@ def book_quarter(
         depreciation = np.zeros(compute_demand.shape)
     compute = served * market.compute_per_unit[None, :, None]
     compute_total = compute.sum(axis=1, keepdims=True)
-    compute_split = np.divide(compute, compute_total, out=_filled(compute.shape, 1.0 / n_products), where=compute_total > 0)
+    compute_split = np.divide(
+        compute, compute_total, out=_filled(compute.shape, 1.0 / n_products), where=compute_total > 0
+    )
     total_revenue = revenue.reshape(len(providers), -1).sum(axis=1)[:, None, None]
     revenue_split = np.divide(
         revenue, total_revenue, out=_filled(revenue.shape, 1.0 / revenue[0].size), where=total_revenue > 0
@@ -445,7 +447,7 @@ def learn_costs(providers: list[Provider], served: np.ndarray) -> None:
     # A division with ``where=`` (the other entries keep ``out``'s value) gives the same numbers as
     # np.where over a full division, without an errstate block.
     ratio = np.divide(cumulative, starting, out=_filled(cumulative.shape, 1.0), where=starting > 0)
-    learning = ratio ** -market.capacity.learning_exponent
+    learning = ratio**-market.capacity.learning_exponent
     hardware = providers[0]._hardware_factor(market.quarter + 1)
     base = np.array([p.base_cost for p in providers]) * np.array([p.cost_shock for p in providers])
     unit_cost = base * learning[:, :, None] * hardware
