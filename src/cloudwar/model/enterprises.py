@@ -343,7 +343,7 @@ class Enterprises:
         model = self.model
         w = model.config.choice
         product = model.products[k]
-        region = self.region[idx]
+        region = self.region[idx].astype(np.intp)  # take() would convert int8 indices once per table
         n_p, m = self.n_providers, len(idx)
         # Terms that depend only on (provider, region): availability, ecosystem, service level.
         per_region = model.log_presence.copy()
