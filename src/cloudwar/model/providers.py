@@ -216,12 +216,15 @@ class Provider(mesa.Agent):
         """Spend ``capex`` (USD per region) now; the capacity arrives after the build lag."""
         market = self.model
         self.planned_capex = capex
-        if not market.capacity_limited or not np.any(capex > 0):
+        if not market.capacity_limited:
             return
-        regions = np.nonzero(capex > 0)[0]
-        units = capex[regions] / self.capex_per_unit_now(market)
-        online = np.full(len(regions), market.quarter + market.capacity.build_lag)
-        self._add_vintages(regions, online, units, capex[regions])
+        regions = np.flatnonzero(capex > 0)
+        if len(regions) == 0:
+            return
+        spent = capex[regions]
+        online = np.empty(len(regions), dtype=np.int64)
+        online.fill(market.quarter + market.capacity.build_lag)
+        self._add_vintages(regions, online, spent / self.capex_per_unit_now(market), spent)
 
     # --- decisions -----------------------------------------------------------------------
     def decide(self) -> None:
