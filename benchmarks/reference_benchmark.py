@@ -208,7 +208,8 @@ class BareQuarter:
         shift = np.maximum(v.max(axis=0), np.float32(outside))
         v -= shift
         np.exp(v, out=v)
-        np.cumsum(v, axis=0, out=v)
+        for j in range(1, n_p):  # row by row: np.cumsum(v, axis=0, out=v) on this view is ~9x slower
+            v[j] += v[j - 1]
         total = v[-1] + np.exp(np.float32(outside) - shift)
         threshold = (self.rng.random(m) * total).astype(np.float32)
         choice = (threshold >= v).sum(axis=0)

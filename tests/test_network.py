@@ -82,10 +82,13 @@ def test_isolated_enterprises_have_zero_shares():
     np.testing.assert_array_equal(counts.shares(np.arange(5)), 0.0)
 
 
-def test_csr_from_links_matches_scipy_with_duplicates_and_self_links(monkeypatch):
+@pytest.mark.parametrize("one_sort", [True, False], ids=["one-sort path", "chunked path"])
+def test_csr_from_links_matches_scipy_with_duplicates_and_self_links(monkeypatch, one_sort):
     # Small chunks, so the chunked passes (de-duplication across chunk borders, scatter) are exercised.
     monkeypatch.setattr(network, "CHUNK", 64)
     monkeypatch.setattr(network, "SMALL_CHUNK", 16)
+    if not one_sort:
+        monkeypatch.setattr(network, "SMALL_CSR_LINKS", -1)
     rng = np.random.default_rng(11)
     n = 300
     src, dst = rng.integers(0, n, 2_000), rng.integers(0, n, 2_000)
@@ -102,6 +105,24 @@ def test_csr_from_links_matches_scipy_with_duplicates_and_self_links(monkeypatch
     adjacency.sort_indices()
     np.testing.assert_array_equal(net.indptr, adjacency.indptr)
     np.testing.assert_array_equal(net.indices, adjacency.indices)  # every row ascending, no duplicates
+
+
+def test_one_sort_csr_is_the_chunked_csr_bit_for_bit(monkeypatch):
+    # Up to SMALL_CSR_LINKS links the CSR is built in one sort; the arrays (and so every run) must be
+    # the chunked builder's, including isolated enterprises, duplicates and no links at all.
+    rng = np.random.default_rng(5)
+    for n, n_links in [(1, 0), (50, 0), (400, 30), (2_000, 9_000), (5_000, 60_000)]:
+        src, dst = rng.integers(0, n, n_links), rng.integers(0, n, n_links)
+        links = network._LinkKeys(n, n_links)
+        links.add(src, dst)
+        keys = links.keys[: links.filled]
+        one_sort = network._to_csr(n, keys.copy())
+        with monkeypatch.context() as patch:
+            patch.setattr(network, "SMALL_CSR_LINKS", -1)
+            chunked = network._to_csr(n, keys.copy())
+        for a, b in [(one_sort.indptr, chunked.indptr), (one_sort.indices, chunked.indices)]:
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)
 
 
 def test_array_builder_rows_are_ascending_and_hold_no_self_links():

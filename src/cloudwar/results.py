@@ -99,53 +99,81 @@ METRICS = (
 
 
 def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(b != 0, a / np.where(b != 0, b, 1), np.nan)
+    """a / b, NaN where b is 0 (a division only where b is not: no errstate block, a few microseconds each)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return np.divide(a, b, out=np.full(np.broadcast(a, b).shape, np.nan), where=b != 0)
 
 
 class _Rows:
-    """Collects rows as arrays and builds the table once."""
+    """Collects rows as arrays and builds the table once.
+
+    Labels are kept as integer codes into one vocabulary, and the label columns of each kind of
+    block (which labels along which axes) are made once and reused every quarter: a run adds
+    about 200 blocks a quarter of the same few kinds, so building labels per block (meshgrids,
+    object arrays) cost more than the model's own quarter. The string columns are made once,
+    in :meth:`frame`, by taking from the vocabulary.
+    """
 
     def __init__(self, start: str) -> None:
         self.start = start  # calendar quarter of step 1
-        self.parts: list[tuple] = []
+        self.vocabulary: dict[str, int] = {}  # label -> code
+        self.kinds: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # label codes per kind of block
+        self.by_identity: dict[tuple[int, int, int], tuple] = {}  # the three label objects and their kind
+        self.blocks: list[tuple[int, str, tuple[np.ndarray, ...], np.ndarray]] = []  # quarter, metric, kind, values
+
+    def _codes(self, labels) -> np.ndarray:
+        """Codes of a label list, or of a fixed str label as a one-element list."""
+        names = [labels] if isinstance(labels, str) else labels
+        return np.array([self.vocabulary.setdefault(str(x), len(self.vocabulary)) for x in names], dtype=np.intp)
+
+    def _kind(self, providers, products, regions) -> tuple:
+        """The label objects and the label codes of their kind of block, remembered under their identities."""
+        axes = (providers, products, regions)
+        key = tuple(labels if isinstance(labels, str) else tuple(labels) for labels in axes)
+        if key not in self.kinds:
+            # Row order: providers slowest, then products, then regions (C order of the values).
+            grids = np.meshgrid(*[self._codes(labels) for labels in axes], indexing="ij")
+            self.kinds[key] = tuple(g.ravel() for g in grids)
+        # Kept with the objects themselves, so an id is not reused by another object while remembered.
+        entry = self.by_identity[(id(providers), id(products), id(regions))] = (*axes, self.kinds[key])
+        return entry
 
     def add(self, quarter: int, metric: str, values: np.ndarray, providers, products, regions) -> None:
         """``values`` has one axis per label list (in this order); a str label is a fixed value."""
-        axes = [labels for labels in (providers, products, regions) if not isinstance(labels, str)]
-        values = np.asarray(values, dtype=float).reshape([len(a) for a in axes])
-        grids = np.meshgrid(*[np.arange(len(a)) for a in axes], indexing="ij") if axes else []
-        columns, g = [], 0
-        size = values.size
-        for labels in (providers, products, regions):
-            if isinstance(labels, str):
-                columns.append(np.full(size, labels, dtype=object))
-            else:
-                columns.append(np.asarray(labels, dtype=object)[grids[g].ravel()])
-                g += 1
-        provider_col, product_col, region_col = columns
-        self.parts.append(
-            (
-                np.full(size, quarter),
-                provider_col,
-                region_col,
-                product_col,
-                np.full(size, metric, dtype=object),
-                values.ravel(),
-            )
-        )
+        # The same few label lists come back every quarter: found by identity, without building a key.
+        entry = self.by_identity.get((id(providers), id(products), id(regions)))
+        if entry is None or entry[0] is not providers or entry[1] is not products or entry[2] is not regions:
+            entry = self._kind(providers, products, regions)
+        kind = entry[3]
+        values = np.asarray(values, dtype=float).ravel()
+        if values.size != kind[0].size:
+            raise ValueError(f"{metric}: {values.size} values for {kind[0].size} labels")
+        self.blocks.append((quarter, metric, kind, values))
 
     def frame(self) -> pd.DataFrame:
-        if not self.parts:
+        if not self.blocks:
             return pd.DataFrame({c: [] for c in COLUMNS})
-        cols = [np.concatenate([p[i] for p in self.parts]) for i in range(6)]
-        steps, where = np.unique(cols[0], return_inverse=True)  # a label per quarter, not per row
-        cols.insert(1, np.asarray(quarters.labels(self.start, steps), dtype=object)[where])
-        df = pd.DataFrame(dict(zip(COLUMNS, cols, strict=True)))
-        for c in ("calendar", "provider", "region", "product", "metric"):
-            df[c] = df[c].astype("string")
-        df["quarter"] = df["quarter"].astype("int64")
-        return df
+        block_quarters, metrics, kinds, values = zip(*self.blocks, strict=True)
+        sizes = np.array([v.size for v in values])
+        steps, where = np.unique(np.array(block_quarters), return_inverse=True)  # a label per quarter, not per row
+        code = self.vocabulary.setdefault
+        calendar = [code(c, len(self.vocabulary)) for c in quarters.labels(self.start, steps)]
+        metric_codes = [code(m, len(self.vocabulary)) for m in metrics]
+        vocabulary = pd.array(list(self.vocabulary), dtype="string")
+        provider, product, region = (np.concatenate([kind[i] for kind in kinds]) for i in range(3))
+        codes = {
+            "calendar": np.repeat(np.array(calendar, dtype=np.intp)[where], sizes),
+            "provider": provider,
+            "region": region,
+            "product": product,
+            "metric": np.repeat(np.array(metric_codes, dtype=np.intp), sizes),
+        }
+        columns = {
+            "quarter": np.repeat(np.array(block_quarters, dtype=np.int64), sizes),
+            **{c: vocabulary.take(codes[c]) for c in COLUMNS[1:-1]},
+            "value": np.concatenate(values),
+        }
+        return pd.DataFrame(columns, columns=COLUMNS)
 
 
 def tidy_results(model: CloudMarket) -> pd.DataFrame:

@@ -390,10 +390,10 @@ class Enterprises:
             due = (due | (self.adopted_quarter == model.quarter)) & self.adopted
         served = np.array([p.service_level for p in model.providers_list])  # (P, R)
         if np.any(served < 1.0):
-            rationed = np.flatnonzero((served < 1.0).any(axis=1)).astype(current.dtype)  # usually one or two
-            member = np.isin(current, rationed)
+            rationed = np.append((served < 1.0).any(axis=1), False)  # per state (the outside option last)
+            member = rationed[current]
             if self.wallets:
-                member |= np.isin(self.second[k], rationed)
+                member |= rationed[self.second[k]]
             customers = np.flatnonzero(~due & member)
             short = self._unserved_share(k, customers, served)
             customers, short = customers[short > 0], short[short > 0]
@@ -566,7 +566,7 @@ class Enterprises:
         model = self.model
         w = model.config.choice
         product = model.products[k]
-        region = self.region[idx]
+        region = self.region[idx].astype(np.intp)  # take() would convert int8 indices once per table
         n_p, m = self.n_providers, len(idx)
         # Terms that depend only on (provider, region): availability, ecosystem, service level.
         per_region = model.log_presence.copy()
@@ -619,15 +619,15 @@ class Enterprises:
         ramp since adoption (0 for non-adopters).
         """
         model = self.model
-        idx = np.arange(self.n) if idx is None else idx
+        everyone = slice(None) if idx is None else idx  # everyone: the arrays themselves, no gather
         growth = demand_growth_factor(model.products[k], model.quarter)
-        v = self.size[idx] * self.volume_scale[k, self.region[idx]] * growth
+        v = self.size[everyone] * self.volume_scale[k, self.region[everyone]] * growth
         if k == self.ai:
             spec = model.config.adoption
             ages = np.arange(model.quarter + 1)
             ramp = np.minimum((1.0 + spec.usage_growth) ** (ages / 4.0), spec.usage_cap)  # by quarters since adoption
-            age = np.clip(model.quarter - self.adopted_quarter[idx], 0, model.quarter)
-            v *= np.where(self.adopted[idx], ramp[age], 0.0)
+            age = np.clip(model.quarter - self.adopted_quarter[everyone], 0, model.quarter)
+            v *= np.where(self.adopted[everyone], ramp[age], 0.0)
         return v
 
     def slots(self, k: int) -> list[tuple[np.ndarray, np.ndarray | None]]:

@@ -50,7 +50,7 @@ import pandas as pd
 from cloudwar.model.demand import demand_growth_factor, logit_probabilities
 from cloudwar.model.enterprises import Enterprise, Enterprises, check_memory
 from cloudwar.model.network import CompleteNetwork, Network, build_network
-from cloudwar.model.providers import Provider
+from cloudwar.model.providers import Provider, book_quarter
 from cloudwar.scenario import Scenario, TimedEvent, event_timeline, load_scenario
 
 
@@ -366,11 +366,7 @@ class CloudMarket(mesa.Model):
         compute: (P, R), as returned by :meth:`ration_capacity`; realised: (P, K, R) the price its
         customers pay under their contracts (USD per unit; default the list prices).
         """
-        realised = self.prices if realised is None else realised
-        books = [
-            p.book(self.quarter, served[j], compute[j], served_share[j], realised[j])
-            for j, p in enumerate(self.providers_list)
-        ]
+        books = book_quarter(self.providers_list, self.quarter, served, compute, served_share, realised)
         self.records.append(
             {
                 "quarter": self.quarter,

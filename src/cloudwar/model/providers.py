@@ -105,12 +105,22 @@ class Provider(mesa.Agent):
         self.demand_growth_per_quarter = np.full(len(regions), (1.0 + forecast) ** 0.25 - 1.0)
         self.cumulative_volume = np.zeros(len(products))
         self.starting_experience = np.zeros(len(products))
-        # Vintages: region, first quarter in service, first quarter retired, compute units, cost (USD).
-        self._v_region = np.zeros(0, dtype=np.int64)
-        self._v_online = np.zeros(0, dtype=np.int64)
-        self._v_retire = np.zeros(0, dtype=np.int64)
-        self._v_units = np.zeros(0)
-        self._v_cost = np.zeros(0)
+        self._inexperienced = True  # some product has no starting experience yet (update_costs)
+        # Vintages: region, first quarter in service, first quarter retired, compute units, cost (USD);
+        # views of the first _v_count columns of two buffers that grow by doubling (a provider adds
+        # vintages most quarters: appending to buffers costs a third of five concatenations).
+        self._v_count = 0
+        self._v_ints = np.zeros((3, 64), dtype=np.int64)  # region, online, retire
+        self._v_floats = np.zeros((2, 64))  # units, cost
+        self._v_region, self._v_online, self._v_retire = self._v_ints[:, :0]
+        self._v_units, self._v_cost = self._v_floats[:, :0]
+        self._hardware_factors: dict[int, float] = {}  # market.hardware_factor per quarter, asked 3 times a quarter
+        # Vintages in service and capacity per quarter asked, kept until vintages are added: the
+        # market, the books and the strategies ask for the same quarters several times a quarter.
+        self._live_cache: dict[int, np.ndarray] = {}
+        self._capacity_cache: dict[int, np.ndarray] = {}
+        self._totals_of: Books | None = None  # the books whose totals _totals_cache holds
+        self._totals_cache = (0.0, 0.0)
         self.next_prices = self.prices
         self.planned_capex = np.zeros(len(regions))
         self.cumulative_fcf = 0.0
@@ -120,15 +130,39 @@ class Provider(mesa.Agent):
     # --- capacity ------------------------------------------------------------------------
     def capex_per_unit_now(self, market: CloudMarket) -> float:
         """USD that buys one compute unit of capacity this quarter."""
-        return self.spec.capex_per_unit * market.hardware_factor(market.quarter)
+        return self.spec.capex_per_unit * self._hardware_factor(market.quarter)
+
+    def _hardware_factor(self, quarter: int) -> float:
+        factor = self._hardware_factors.get(quarter)
+        if factor is None:
+            factor = self._hardware_factors[quarter] = self.model.hardware_factor(quarter)
+        return factor
 
     def _add_vintages(self, region: np.ndarray, online: np.ndarray, units: np.ndarray, cost: np.ndarray) -> None:
         life = self.model.capacity.useful_life
-        self._v_region = np.concatenate([self._v_region, region])
-        self._v_online = np.concatenate([self._v_online, online])
-        self._v_retire = np.concatenate([self._v_retire, online + life])
-        self._v_units = np.concatenate([self._v_units, units])
-        self._v_cost = np.concatenate([self._v_cost, cost])
+        start, end = self._v_count, self._v_count + len(region)
+        if end > self._v_ints.shape[1]:
+            size = 2 * end
+            ints, floats = np.zeros((3, size), dtype=np.int64), np.zeros((2, size))
+            ints[:, :start], floats[:, :start] = self._v_ints[:, :start], self._v_floats[:, :start]
+            self._v_ints, self._v_floats = ints, floats
+        self._v_ints[0, start:end] = region
+        self._v_ints[1, start:end] = online
+        self._v_ints[2, start:end] = online + life
+        self._v_floats[0, start:end] = units
+        self._v_floats[1, start:end] = cost
+        self._v_count = end
+        self._v_region, self._v_online, self._v_retire = self._v_ints[:, :end]
+        self._v_units, self._v_cost = self._v_floats[:, :end]
+        self._live_cache.clear()
+        self._capacity_cache.clear()
+
+    def _live(self, quarter: int) -> np.ndarray:
+        """Mask of the vintages in service in ``quarter``."""
+        live = self._live_cache.get(quarter)
+        if live is None:
+            live = self._live_cache[quarter] = (self._v_online <= quarter) & (self._v_retire > quarter)
+        return live
 
     def install_starting_capacity(self, compute_demand: np.ndarray, utilisation: float) -> None:
         """Starting capacity: vintages spread evenly over the past useful life, plus the orders under way.
@@ -166,13 +200,17 @@ class Provider(mesa.Agent):
         n_regions = len(self.presence)
         if not self.model.capacity_limited:
             return np.full(n_regions, np.inf)
-        live = (self._v_online <= quarter) & (self._v_retire > quarter)
-        return np.bincount(self._v_region[live], weights=self._v_units[live], minlength=n_regions)
+        capacity = self._capacity_cache.get(quarter)
+        if capacity is None:
+            live = self._live(quarter)
+            capacity = np.bincount(self._v_region[live], weights=self._v_units[live], minlength=n_regions)
+            self._capacity_cache[quarter] = capacity
+        return capacity.copy()  # callers may keep or change it
 
     def depreciation(self, quarter: int) -> np.ndarray:
         """Straight-line depreciation per region in ``quarter``, USD."""
         n_regions = len(self.presence)
-        live = (self._v_online <= quarter) & (self._v_retire > quarter)
+        live = self._live(quarter)
         per_quarter = self._v_cost[live] / self.model.capacity.useful_life
         return np.bincount(self._v_region[live], weights=per_quarter, minlength=n_regions)
 
@@ -180,12 +218,15 @@ class Provider(mesa.Agent):
         """Spend ``capex`` (USD per region) now; the capacity arrives after the build lag."""
         market = self.model
         self.planned_capex = capex
-        if not market.capacity_limited or not np.any(capex > 0):
+        if not market.capacity_limited:
             return
-        regions = np.nonzero(capex > 0)[0]
-        units = capex[regions] / self.capex_per_unit_now(market)
-        online = np.full(len(regions), market.quarter + market.capacity.build_lag)
-        self._add_vintages(regions, online, units, capex[regions])
+        regions = np.flatnonzero(capex > 0)
+        if len(regions) == 0:
+            return
+        spent = capex[regions]
+        online = np.empty(len(regions), dtype=np.int64)
+        online.fill(market.quarter + market.capacity.build_lag)
+        self._add_vintages(regions, online, spent / self.capex_per_unit_now(market), spent)
 
     # --- decisions -----------------------------------------------------------------------
     def decide(self) -> None:
@@ -209,7 +250,7 @@ class Provider(mesa.Agent):
             if prices.shape == self.prices.shape and np.all(np.isfinite(prices)):  # bad prices are reported below
                 prices = np.asarray(strategy.price_scarcity(self, market, prices), dtype=float)
             capex = np.asarray(strategy.set_capex(self, market), dtype=float)
-            if capex.shape == self.presence.shape and np.all(np.isfinite(capex)):
+            if capex.shape == self.presence.shape and np.isfinite(capex).all():
                 capex = strategy.supply_limit(self, market, capex)
             spend = float(strategy.set_ecosystem_spend(self, market))
         except ScenarioError as err:
@@ -218,11 +259,11 @@ class Provider(mesa.Agent):
             raise StrategyError(f"{where}: {type(err).__name__}: {one_line(err)}") from err
         if not np.isfinite(spend) or spend < 0:
             raise StrategyError(f"{where}: invalid ecosystem spend {spend!r} (USD per quarter, finite, >= 0)")
-        if prices.shape != self.prices.shape or not np.all(np.isfinite(prices)) or np.any(prices < 0):
+        if prices.shape != self.prices.shape or not _finite_non_negative(prices):
             raise StrategyError(
                 f"{where}: invalid prices {_compact(prices)} (expected {self.prices.shape}, finite, >= 0)"
             )
-        if capex.shape != self.presence.shape or not np.all(np.isfinite(capex)) or np.any(capex < 0):
+        if capex.shape != self.presence.shape or not _finite_non_negative(capex):
             raise StrategyError(
                 f"{where}: invalid capex {_compact(capex)} (expected {self.presence.shape}, finite, >= 0)"
             )
@@ -269,18 +310,7 @@ class Provider(mesa.Agent):
     # --- books ---------------------------------------------------------------------------
     def update_costs(self, served: np.ndarray) -> None:
         """Learning and hardware: unit cost for next quarter from volume served (products x regions)."""
-        market = self.model
-        volume = served.sum(axis=1)
-        unset = (self.starting_experience == 0) & (volume > 0)
-        self.starting_experience[unset] = volume[unset] * market.capacity.initial_experience
-        self.cumulative_volume[unset] = self.starting_experience[unset]
-        self.cumulative_volume += volume
-        b = market.capacity.learning_exponent
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(self.starting_experience > 0, self.cumulative_volume / self.starting_experience, 1.0)
-        learning = ratio**-b
-        self._learning, self._hardware = learning[:, None], market.hardware_factor(market.quarter + 1)
-        self.unit_cost = self.base_cost * self.cost_shock * self._learning * self._hardware
+        learn_costs([self], served[None])
 
     def book(
         self,
@@ -290,70 +320,35 @@ class Provider(mesa.Agent):
         served_share: np.ndarray,
         realised_price: np.ndarray | None = None,
     ) -> Books:
-        """Book the quarter and keep the books in ``history``.
+        """Book the quarter and keep the books in ``history`` (:func:`book_quarter` for this provider alone).
 
         ``served``: (K, R) units served; ``compute_demand``: (R,) compute units demanded;
         ``served_share``: (R,) fraction of demand served (next quarter's service level);
         ``realised_price``: (K, R) USD per unit its customers pay under their contracts (default:
         the list prices).
         """
-        market = self.model
-        realised = self.prices if realised_price is None else realised_price
-        revenue = realised * served
-        variable_cost = self.unit_cost * served
-        depreciation = self.depreciation(quarter) if market.capacity_limited else np.zeros(len(self.presence))
-        compute = served * market.compute_per_unit[:, None]
-        compute_total = compute.sum(axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            compute_split = np.where(compute_total > 0, compute / compute_total, 1.0 / compute.shape[0])
-            total_revenue = revenue.sum()
-            revenue_split = revenue / total_revenue if total_revenue > 0 else np.full_like(revenue, 1.0 / revenue.size)
-        allocated_depreciation = compute_split * depreciation[None, :]
-        allocated_opex = revenue_split * (self.spec.fixed_opex + self.ecosystem_spend)
-        operating_income = revenue - variable_cost - allocated_depreciation - allocated_opex
-        capex = self.planned_capex
-        fcf = float(operating_income.sum() + depreciation.sum() - capex.sum())
-        self.cumulative_fcf += fcf
-        self.npv += fcf / (1.0 + market.config.discount_rate) ** (quarter / 4.0)
-        previous = self.compute_demand
-        if quarter > 1:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                growth = np.where(previous > 0, compute_demand / previous - 1.0, 0.0)
-            self.demand_growth_per_quarter = 0.75 * self.demand_growth_per_quarter + 0.25 * growth
-        self.compute_demand = compute_demand
-        capacity = self.capacity_in_service(quarter)
-        self.service_level = served_share
-        books = Books(
-            quarter=quarter,
-            revenue=revenue,
-            realised_price=np.array(realised, dtype=float),
-            variable_cost=variable_cost,
-            operating_income=operating_income,
-            served_volume=served,
-            capacity=capacity,
-            compute_demand=compute_demand,
-            capex=capex.copy(),
-            depreciation=depreciation,
-            service_level=served_share,
-            free_cash_flow=fcf,
-            cumulative_free_cash_flow=self.cumulative_fcf,
-            npv=self.npv,
-            fixed_opex=self.spec.fixed_opex,
-            ecosystem_spend=self.ecosystem_spend,
-            ecosystem=self.ecosystem,
-        )
-        self.history.append(books)
-        self.update_costs(served)
-        return books
+        realised = None if realised_price is None else realised_price[None]
+        return book_quarter([self], quarter, served[None], compute_demand[None], served_share[None], realised)[0]
 
     # --- reporters -----------------------------------------------------------------------
+    def _last_totals(self) -> tuple[float, float]:
+        """Revenue and operating income of the last quarter booked, summed once per quarter
+        (the collector asks for them about 15 times a quarter)."""
+        last = self.history[-1] if self.history else None
+        if last is not self._totals_of:
+            self._totals_of = last
+            self._totals_cache = (
+                (float(last.revenue.sum()), float(last.operating_income.sum())) if last is not None else (0.0, 0.0)
+            )
+        return self._totals_cache
+
     @property
     def revenue(self) -> float:
-        return float(self.history[-1].revenue.sum()) if self.history else 0.0
+        return self._last_totals()[0]
 
     @property
     def operating_income(self) -> float:
-        return float(self.history[-1].operating_income.sum()) if self.history else 0.0
+        return self._last_totals()[1]
 
     @property
     def operating_margin(self) -> float:
@@ -378,6 +373,126 @@ class Provider(mesa.Agent):
 def _shock_array(table: dict[str, dict[str, float]], products: list[str], regions: list[str]) -> np.ndarray:
     """A ``cost_shock`` table as multipliers per (product, region), 1 where it says nothing."""
     return np.array([[cost_multiplier(table, k, r) for r in regions] for k in products], dtype=float)
+
+
+def book_quarter(
+    providers: list[Provider],
+    quarter: int,
+    served: np.ndarray,
+    compute_demand: np.ndarray,
+    served_share: np.ndarray,
+    realised_price: np.ndarray | None = None,
+) -> list[Books]:
+    """Every provider in ``providers`` books the quarter (each keeps its :class:`Books` in ``history``).
+
+    ``served``: (P, K, R) units served; ``compute_demand``: (P, R) compute units demanded;
+    ``served_share``: (P, R) fraction of demand served (next quarter's service level); P =
+    ``len(providers)``, in that order; ``realised_price``: (P, K, R) USD per unit the customers pay
+    under their contracts (default: the list prices), which revenue is booked at. The arithmetic runs on the providers stacked, once a quarter
+    instead of once per provider (a quarter's small-array operations cost more than their data);
+    every number is the one each provider's own arithmetic gives: the operations are elementwise,
+    and each sum runs over one provider's own entries in the same order.
+    """
+    market = providers[0].model
+    n_products = served.shape[1]
+    prices = np.array([p.prices for p in providers]) if realised_price is None else realised_price
+    unit_cost = np.array([p.unit_cost for p in providers])
+    revenue = prices * served
+    variable_cost = unit_cost * served
+    if market.capacity_limited:
+        depreciation = np.array([p.depreciation(quarter) for p in providers])
+    else:
+        depreciation = np.zeros(compute_demand.shape)
+    compute = served * market.compute_per_unit[None, :, None]
+    compute_total = compute.sum(axis=1, keepdims=True)
+    compute_split = np.divide(
+        compute, compute_total, out=_filled(compute.shape, 1.0 / n_products), where=compute_total > 0
+    )
+    total_revenue = revenue.reshape(len(providers), -1).sum(axis=1)[:, None, None]
+    revenue_split = np.divide(
+        revenue, total_revenue, out=_filled(revenue.shape, 1.0 / revenue[0].size), where=total_revenue > 0
+    )
+    allocated_depreciation = compute_split * depreciation[:, None, :]
+    opex = np.array([p.spec.fixed_opex + p.ecosystem_spend for p in providers])
+    allocated_opex = revenue_split * opex[:, None, None]
+    operating_income = revenue - variable_cost - allocated_depreciation - allocated_opex
+    capex = np.array([p.planned_capex for p in providers])
+    fcf = operating_income.reshape(len(providers), -1).sum(axis=1) + depreciation.sum(axis=1) - capex.sum(axis=1)
+    previous = np.array([p.compute_demand for p in providers])
+    grew = previous > 0
+    growth = np.divide(compute_demand, previous, out=np.zeros(previous.shape), where=grew)
+    np.subtract(growth, 1.0, out=growth, where=grew)
+    discount = (1.0 + market.config.discount_rate) ** (quarter / 4.0)
+    books = []
+    for j, p in enumerate(providers):
+        flow = float(fcf[j])
+        p.cumulative_fcf += flow
+        p.npv += flow / discount
+        if quarter > 1:
+            p.demand_growth_per_quarter = 0.75 * p.demand_growth_per_quarter + 0.25 * growth[j]
+        p.compute_demand = compute_demand[j]
+        p.service_level = served_share[j]
+        entry = Books(
+            quarter=quarter,
+            revenue=revenue[j],
+            realised_price=np.array(prices[j], dtype=float),
+            variable_cost=variable_cost[j],
+            operating_income=operating_income[j],
+            served_volume=served[j],
+            capacity=p.capacity_in_service(quarter),
+            compute_demand=compute_demand[j],
+            capex=capex[j],
+            depreciation=depreciation[j],
+            service_level=served_share[j],
+            free_cash_flow=flow,
+            cumulative_free_cash_flow=p.cumulative_fcf,
+            npv=p.npv,
+            fixed_opex=p.spec.fixed_opex,
+            ecosystem_spend=p.ecosystem_spend,
+            ecosystem=p.ecosystem,
+        )
+        p.history.append(entry)
+        books.append(entry)
+    learn_costs(providers, served)
+    return books
+
+
+def learn_costs(providers: list[Provider], served: np.ndarray) -> None:
+    """Learning and hardware: every provider's unit cost for next quarter from its volume served,
+    ``served`` (P, K, R) units in the order of ``providers`` (stacked, as in :func:`book_quarter`)."""
+    market = providers[0].model
+    volume = served.sum(axis=2)
+    for j, p in enumerate(providers):
+        if p._inexperienced:  # until every product has sold once
+            unset = (p.starting_experience == 0) & (volume[j] > 0)
+            p.starting_experience[unset] = volume[j][unset] * market.capacity.initial_experience
+            p.cumulative_volume[unset] = p.starting_experience[unset]
+            p._inexperienced = 0.0 in p.starting_experience
+        p.cumulative_volume += volume[j]
+    cumulative = np.array([p.cumulative_volume for p in providers])
+    starting = np.array([p.starting_experience for p in providers])
+    # A division with ``where=`` (the other entries keep ``out``'s value) gives the same numbers as
+    # np.where over a full division, without an errstate block.
+    ratio = np.divide(cumulative, starting, out=_filled(cumulative.shape, 1.0), where=starting > 0)
+    learning = ratio**-market.capacity.learning_exponent
+    hardware = providers[0]._hardware_factor(market.quarter + 1)
+    base = np.array([p.base_cost for p in providers]) * np.array([p.cost_shock for p in providers])
+    unit_cost = base * learning[:, :, None] * hardware
+    for j, p in enumerate(providers):
+        p._learning, p._hardware = learning[j][:, None], hardware
+        p.unit_cost = unit_cost[j]
+
+
+def _filled(shape: tuple[int, ...], value: float) -> np.ndarray:
+    """``np.full(shape, value)`` (float64) without np.full's Python-level overhead, for small arrays made every quarter."""
+    out = np.empty(shape)
+    out.fill(value)
+    return out
+
+
+def _finite_non_negative(values: np.ndarray) -> bool:
+    """Every entry finite and >= 0 (NaN fails: it propagates through min and max), in two reductions."""
+    return values.size == 0 or bool(values.min() >= 0.0 and values.max() < np.inf)
 
 
 def _compact(values: np.ndarray) -> str:

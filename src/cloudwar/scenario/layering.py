@@ -102,6 +102,18 @@ def _locate(ref: str | Path, base: Path | Traversable | None) -> tuple[str, str,
     return text, origin, str(path.resolve()), path.parent
 
 
+_PARSED: dict[str, dict[str, Any]] = {}  # TOML text -> its table (a few shipped files, read for every run)
+
+
+def _parse_toml(text: str) -> dict[str, Any]:
+    """``tomllib.loads(text)``, parsed once per text; every caller gets its own deep copy to change."""
+    if text not in _PARSED:
+        if len(_PARSED) >= 64:  # edited files (the dashboard) make new texts: keep the cache small
+            _PARSED.clear()
+        _PARSED[text] = tomllib.loads(text)
+    return copy.deepcopy(_PARSED[text])
+
+
 def read_layers(ref: str | Path) -> list[Layer]:
     """The files of ``ref``'s ``extends`` chain, the root (which extends nothing) first, ``ref`` last."""
     chain: list[Layer] = []
@@ -118,7 +130,7 @@ def read_layers(ref: str | Path) -> list[Layer]:
             loop = [layer.origin for layer in chain[seen.index(identity) :]] + [origin]
             raise ScenarioError(f"{chain[-1].origin}: extends {str(ref)!r}: a cycle ({' -> '.join(loop)})")
         try:
-            raw = tomllib.loads(text)
+            raw = _parse_toml(text)
         except tomllib.TOMLDecodeError as err:
             raise ScenarioError(f"{origin}: malformed TOML: {err}") from None
         parent = raw.pop(EXTENDS, None)

@@ -12,6 +12,7 @@ Sources of the shipped values are cited next to each value in the TOML files.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 import tomllib
@@ -584,10 +585,14 @@ def _bound(x: float, t: type) -> str:
     return f"{int(x):,}" if t is int else f"{x:g}"
 
 
+# A class's hints never change; resolving them (string annotations) was a third of load_scenario.
+_type_hints = functools.cache(get_type_hints)
+
+
 def _build(cls: type, raw: Any, path: str) -> Any:
     if not isinstance(raw, dict):
         raise ScenarioError(f"{path or 'scenario'}: expected a table, got {raw!r}")
-    hints = get_type_hints(cls)
+    hints = _type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
     if unknown:
