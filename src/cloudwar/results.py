@@ -181,6 +181,7 @@ def tidy_results(model: CloudMarket) -> pd.DataFrame:
     rows = _Rows(model.config.start)
     providers, regions, products = model.provider_names, model.region_names, model.product_names
     previous_customers = previous_volume = None
+    previous_customers_market = previous_volume_market = None  # the market's, a quarter ago
     valuer = Valuer(model.config.discount_rate, model.config.valuation)  # as if each quarter were the horizon
     for rec in model.records:
         q = rec["quarter"]
@@ -272,8 +273,7 @@ def tidy_results(model: CloudMarket) -> pd.DataFrame:
         rows.add(q, "hhi", np.nansum(world_shares**2, axis=0) * 10_000, ALL, products, ALL)
         if "churn" in per_pkr:
             lost = rec["churned"].sum(axis=0)
-            before = previous_customers_market
-            rows.add(q, "churn", _ratio(lost, before), ALL, products, regions)
+            rows.add(q, "churn", _ratio(lost, previous_customers_market), ALL, products, regions)
             moved = rec["volume_moved"].sum(axis=0)
             rows.add(q, "wallet_churn", _ratio(moved, previous_volume_market), ALL, products, regions)
         previous_customers_market = customers.sum(axis=0)
