@@ -90,7 +90,8 @@ def test_write_back_edits_only_the_fitted_values_and_keeps_every_comment(tmp_pat
     copy.write_text(BASELINE.read_text())
     model = cloudwar.CloudMarket(copy, rng=0)
     names = (model.product_names, model.region_names, model.provider_names)
-    calibrate.write_back(copy, model.quality, {}, *names, growth=(0.542, 0.0))
+    growth = (model.config.products["cloud"].demand_growth, model.config.adoption.usage_growth)  # as shipped
+    calibrate.write_back(copy, model.quality, {}, *names, growth=growth)
     assert copy.read_text() == BASELINE.read_text()
     quality = model.quality.copy()
     quality[0, 0, 0] += 0.1

