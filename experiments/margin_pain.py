@@ -214,6 +214,13 @@ def plot_trajectories(table: pd.DataFrame, path: Path, world: str = "baseline") 
             band(ax, sel, arm.replace("_", " "), COLORS[arm], scale=100)
         if metric == "operating_margin":
             ax.axhline(30, color="black", ls="--", lw=1, label="30% (the AWS model)")
+        if (region, product) == ("china", "ai"):  # volume share beside revenue share: a price rise is no gain
+            volume = series(table, "volume_share", FOCUS, region, product)
+            for arm in ARMS:
+                median = volume.xs((world, arm), level=("world", "arm")).median()
+                ax.plot(median.index, 100 * median.to_numpy(), color=COLORS[arm], ls=":", lw=1.5)
+            title += " (dotted: volume share)"
+            ylabel = "share of revenue / of volume (%)"
         ax.set_title(title)
         calendar_axis(ax, START, int(min(wide.columns)), int(max(wide.columns)))
         ax.set_xlabel("calendar quarter")
