@@ -223,15 +223,17 @@ class Enterprises:
         n_p = self.n_providers
         rows = idx[self.two_slots[idx] & (self.provider[k, idx] < n_p)]
         uniforms = self.model.rng.random(len(rows))
-        for i in range(0, len(rows), STARTING_CHUNK):
-            chunk = rows[i : i + STARTING_CHUNK]
+        step = STARTING_CHUNK // 4  # smaller chunks: this pass holds more (P + 1)-wide tables at once
+        for i in range(0, len(rows), step):
+            chunk = rows[i : i + step]
             pi, plain = mix(chunk, plain=True)
             first = self.provider[k, chunk].astype(np.intp)
             at = np.arange(len(chunk))
-            others = pi[:, :n_p].copy()
+            others = pi[:, :n_p]
             others[at, first] = 0.0
             total = others.sum(axis=1)
-            second = sample_choices(others / np.where(total > 0, total, 1.0)[:, None], uniforms[i : i + STARTING_CHUNK])
+            others /= np.where(total > 0, total, 1.0)[:, None]
+            second = sample_choices(others, uniforms[i : i + step])
             second = np.where(total > 0, second, n_p)
             power = 1.0 / self.model.config.choice.split_scale  # the split's logit is split_scale x mu
             weight_a = plain[at, first] ** power
