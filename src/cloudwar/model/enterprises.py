@@ -193,7 +193,7 @@ class Enterprises:
         self.adoption_counts = model.network.counter(self.adopted.astype(np.int8), 2)
 
     def choose_starting_providers(self) -> None:
-        """Starting customers of every product (AI first): one draw each from :meth:`starting_probabilities`.
+        """Starting customers of every product (AI first): one draw each from the starting mix (:meth:`_starting_mix`).
 
         Drawn in chunks to bound memory; the neighbour counts of each product follow its draw.
         """
@@ -240,17 +240,6 @@ class Enterprises:
             weight_b = plain[at, np.minimum(second, n_p - 1)] ** power
             self._set_wallets(k, chunk, first, second, weight_a, weight_b)
 
-    def starting_probabilities(self, k: int, idx: np.ndarray) -> np.ndarray:
-        """Probabilities (len(idx), P + 1) of the starting state: the market already in its long-run mix.
-
-        With a switching cost, the re-evaluation chain (logit with a bonus B = exp(sc / mu) for the
-        current provider) is reversible with stationary distribution pi_j ~ p_j (1 + (B - 1) p_j)
-        for providers and pi_0 ~ p_0 for the outside option, p being the plain logit. Neighbour
-        shares are taken mean-field: each region's expected shares, iterated to a fixed point.
-        """
-        mix = self._starting_mix(k, idx)
-        return np.concatenate([mix(idx[i : i + STARTING_CHUNK]) for i in range(0, len(idx), STARTING_CHUNK)])
-
     def starting_shares(self, k: int, idx: np.ndarray) -> np.ndarray:
         """Expected starting share of each enterprise's product-k volume per provider, (len(idx), P + 1), outside last.
 
@@ -285,7 +274,13 @@ class Enterprises:
         return np.concatenate(out)
 
     def _starting_mix(self, k: int, idx: np.ndarray, iterations: int = 5) -> Callable[[np.ndarray], np.ndarray]:
-        """The function rows -> starting probabilities, its mean-field neighbour shares fixed on ``idx``."""
+        """The function rows -> starting probabilities (len(rows), P + 1), its mean-field neighbour shares fixed on ``idx``.
+
+        With a switching cost, the re-evaluation chain (logit with a bonus B = exp(sc / mu) for the
+        current provider) is reversible with stationary distribution pi_j ~ p_j (1 + (B - 1) p_j)
+        for providers and pi_0 ~ p_0 for the outside option, p being the plain logit. Neighbour
+        shares are taken mean-field: each region's expected shares, iterated to a fixed point.
+        """
         model = self.model
         product = model.products[k]
         n_p = self.n_providers
