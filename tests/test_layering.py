@@ -177,7 +177,11 @@ def test_describe_scenario_shows_each_value_with_its_source():
     assert re.search(r"^providers.AWS.price.ai\s+2.5\s.*override --set$", lines["providers.AWS.price.ai"])
     assert "override --set" not in lines["providers.AWS.price.cloud"]
     world = lines["regions.global.market_size.cloud"]
-    assert "95000000000.0" in world and "baseline.toml: USD per quarter; facts.md: Synergy USD 107bn" in world
+    size = load_scenario("baseline").regions["global"].market_size["cloud"]  # calibrated: moves with the baseline
+    assert re.search(rf"^regions.global.market_size.cloud\s+{size!r}\s", world)
+    assert (
+        "baseline.toml: USD per quarter at the start (quarter 0); calibrated" in world and "Synergy USD 107bn" in world
+    )
     assert lines["providers.Alibaba.captive_bonus"].endswith(DEFAULT_SOURCE)
     assert lines["capacity.limited"].endswith(
         "baseline.toml: assumption: capacity constrains supply (facts.md: GPU supply limited Tencent)"
