@@ -105,188 +105,194 @@ def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 class _Rows:
-    """Collects rows as arrays and builds the table once.
+    """Collects the table as blocks of metrics over all quarters and builds it once.
 
-    Labels are kept as integer codes into one vocabulary, and the label columns of each kind of
-    block (which labels along which axes) are made once and reused every quarter: a run adds
-    about 200 blocks a quarter of the same few kinds, so building labels per block (meshgrids,
-    object arrays) cost more than the model's own quarter. The string columns are made once,
-    in :meth:`frame`, by taking from the vocabulary.
+    A block is one metric over every quarter of the run, (quarters, ...) values with one label
+    list per axis after the first: the arithmetic runs on the run's quarters stacked, once per
+    metric instead of once per metric and quarter (a run has about 50 blocks a quarter, and each
+    small-array step costs more than its data). Labels are kept as integer codes into one
+    vocabulary and made once per kind of block; the string columns are made once, in
+    :meth:`frame`, by taking from the vocabulary. Rows come quarter by quarter, and within a
+    quarter block by block in the order added.
     """
 
-    def __init__(self, start: str) -> None:
+    def __init__(self, start: str, steps: np.ndarray) -> None:
         self.start = start  # calendar quarter of step 1
+        self.steps = steps  # (Q,) the model step of each quarter
         self.vocabulary: dict[str, int] = {}  # label -> code
         self.kinds: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # label codes per kind of block
-        self.by_identity: dict[tuple[int, int, int], tuple] = {}  # the three label objects and their kind
-        self.blocks: list[tuple[int, str, tuple[np.ndarray, ...], np.ndarray]] = []  # quarter, metric, kind, values
+        self.blocks: list[tuple[str, tuple[np.ndarray, ...], np.ndarray, slice]] = []  # metric, kind, values, quarters
 
     def _codes(self, labels) -> np.ndarray:
         """Codes of a label list, or of a fixed str label as a one-element list."""
         names = [labels] if isinstance(labels, str) else labels
         return np.array([self.vocabulary.setdefault(str(x), len(self.vocabulary)) for x in names], dtype=np.intp)
 
-    def _kind(self, providers, products, regions) -> tuple:
-        """The label objects and the label codes of their kind of block, remembered under their identities."""
+    def _kind(self, providers, products, regions) -> tuple[np.ndarray, ...]:
+        """The label codes of a kind of block (which labels along which axes)."""
         axes = (providers, products, regions)
         key = tuple(labels if isinstance(labels, str) else tuple(labels) for labels in axes)
         if key not in self.kinds:
             # Row order: providers slowest, then products, then regions (C order of the values).
             grids = np.meshgrid(*[self._codes(labels) for labels in axes], indexing="ij")
             self.kinds[key] = tuple(g.ravel() for g in grids)
-        # Kept with the objects themselves, so an id is not reused by another object while remembered.
-        entry = self.by_identity[(id(providers), id(products), id(regions))] = (*axes, self.kinds[key])
-        return entry
+        return self.kinds[key]
 
-    def add(self, quarter: int, metric: str, values: np.ndarray, providers, products, regions) -> None:
-        """``values`` has one axis per label list (in this order); a str label is a fixed value."""
-        # The same few label lists come back every quarter: found by identity, without building a key.
-        entry = self.by_identity.get((id(providers), id(products), id(regions)))
-        if entry is None or entry[0] is not providers or entry[1] is not products or entry[2] is not regions:
-            entry = self._kind(providers, products, regions)
-        kind = entry[3]
-        values = np.asarray(values, dtype=float).ravel()
-        if values.size != kind[0].size:
-            raise ValueError(f"{metric}: {values.size} values for {kind[0].size} labels")
-        self.blocks.append((quarter, metric, kind, values))
+    def add(self, metric: str, values: np.ndarray, providers, products, regions, quarters: slice = slice(None)) -> None:
+        """``values`` has the quarters ``quarters`` (of all) first, then one axis per label list (in this order);
+        a str label is a fixed value."""
+        kind = self._kind(providers, products, regions)
+        values = np.asarray(values, dtype=float)
+        shape = (len(self.steps[quarters]), kind[0].size)
+        if values.size != shape[0] * shape[1] or len(values) != shape[0]:
+            raise ValueError(f"{metric}: values {values.shape} for {shape[0]} quarters x {shape[1]} labels")
+        self.blocks.append((metric, kind, values.reshape(shape), quarters))
 
     def frame(self) -> pd.DataFrame:
-        if not self.blocks:
+        if not self.blocks or not len(self.steps):
             return pd.DataFrame({c: [] for c in COLUMNS})
-        block_quarters, metrics, kinds, values = zip(*self.blocks, strict=True)
-        sizes = np.array([v.size for v in values])
-        steps, where = np.unique(np.array(block_quarters), return_inverse=True)  # a label per quarter, not per row
+        n_q = len(self.steps)
+        metrics, kinds, values, spans = zip(*self.blocks, strict=True)
+        sizes = np.array([v.shape[1] for v in values])
+        # (Q, all blocks' columns): every block's values in its quarters, and where it has them.
+        table = np.empty((n_q, sizes.sum()))
+        present = np.zeros((n_q, len(self.blocks)), dtype=bool)
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        for b, (block, span) in enumerate(zip(values, spans, strict=True)):
+            table[span, offsets[b] : offsets[b + 1]] = block
+            present[span, b] = True
+        keep = np.repeat(present, sizes, axis=1).ravel()  # quarter by quarter, block by block
         code = self.vocabulary.setdefault
-        calendar = [code(c, len(self.vocabulary)) for c in quarters.labels(self.start, steps)]
-        metric_codes = [code(m, len(self.vocabulary)) for m in metrics]
+        calendar = np.array([code(c, len(self.vocabulary)) for c in quarters.labels(self.start, self.steps)])
+        metric_codes = np.repeat(np.array([code(m, len(self.vocabulary)) for m in metrics], dtype=np.intp), sizes)
         vocabulary = pd.array(list(self.vocabulary), dtype="string")
-        provider, product, region = (np.concatenate([kind[i] for kind in kinds]) for i in range(3))
+        provider, product, region = (np.tile(np.concatenate([kind[i] for kind in kinds]), n_q)[keep] for i in range(3))
         codes = {
-            "calendar": np.repeat(np.array(calendar, dtype=np.intp)[where], sizes),
+            "calendar": np.repeat(calendar, sizes.sum())[keep],
             "provider": provider,
             "region": region,
             "product": product,
-            "metric": np.repeat(np.array(metric_codes, dtype=np.intp), sizes),
+            "metric": np.tile(metric_codes, n_q)[keep],
         }
         columns = {
-            "quarter": np.repeat(np.array(block_quarters, dtype=np.int64), sizes),
+            "quarter": np.repeat(self.steps.astype(np.int64), sizes.sum())[keep],
             **{c: vocabulary.take(codes[c]) for c in COLUMNS[1:-1]},
-            "value": np.concatenate(values),
+            "value": table.ravel()[keep],
         }
         return pd.DataFrame(columns, columns=COLUMNS)
 
 
 def tidy_results(model: CloudMarket) -> pd.DataFrame:
     """The run so far as one tidy table (see module docstring for metrics and units)."""
-    rows = _Rows(model.config.start)
+    records = model.records
+    steps = [rec["quarter"] for rec in records]
+    rows = _Rows(model.config.start, np.array(steps, dtype=np.int64))
+    if not records:
+        return _with_start(rows.frame(), model)
     providers, regions, products = model.provider_names, model.region_names, model.product_names
-    previous_customers = previous_volume = None
-    previous_customers_market = previous_volume_market = None  # the market's, a quarter ago
+    # Every quarter's arrays stacked, quarters first: (Q, P, K, R), (Q, P, R), (Q, P), (Q, K, R).
+    books = [rec["books"] for rec in records]
+
+    def booked(field: str) -> np.ndarray:
+        return np.array([[getattr(b, field) for b in quarter] for quarter in books])
+
+    def recorded(field: str) -> np.ndarray:
+        return np.array([rec[field] for rec in records])
+
+    revenue, income, served = booked("revenue"), booked("operating_income"), booked("served_volume")
+    customers = recorded("customers").astype(float)
+    demand, churned, moved = recorded("demand_volume"), recorded("churned"), recorded("volume_moved")
+    market_revenue = revenue.sum(axis=1)
+    market_customers = customers.sum(axis=1)
+    market_served = served.sum(axis=1)
+    later = slice(1, None)  # quarters with a quarter before them (churn)
+    pkr = (providers, products, regions)
+    rows.add("price", recorded("price"), *pkr)
+    rows.add("realised_price", booked("realised_price"), *pkr)
+    rows.add("revenue", revenue, *pkr)
+    shares = _ratio(revenue, market_revenue[:, None])
+    rows.add("revenue_share", shares, *pkr)
+    rows.add("volume_share", _ratio(served, market_served[:, None]), *pkr)
+    rows.add("customers", customers, *pkr)
+    rows.add("customer_share", _ratio(customers, market_customers[:, None]), *pkr)
+    rows.add("served_volume", served, *pkr)
+    rows.add("demand_volume", demand, *pkr)
+    rows.add("operating_income", income, *pkr)
+    rows.add("operating_margin", _ratio(income, revenue), *pkr)
+    rows.add("churn", _ratio(churned[1:], customers[:-1]), *pkr, quarters=later)
+    rows.add("wallet_churn", _ratio(moved[1:], demand[:-1]), *pkr, quarters=later)
+
+    # Provider x region, all products.
+    capacity = booked("capacity")
+    finite = np.isfinite(capacity)
+    served_compute = (served * model.compute_per_unit[None, None, :, None]).sum(axis=2)
+    region_revenue = revenue.sum(axis=2)
+    region_income = income.sum(axis=2)
+    pr = (providers, ALL, regions)
+    rows.add("revenue", region_revenue, *pr)
+    rows.add("operating_income", region_income, *pr)
+    rows.add("operating_margin", _ratio(region_income, region_revenue), *pr)
+    rows.add("capacity", np.where(finite, capacity, np.nan), *pr)
+    rows.add("capacity_utilisation", _ratio(served_compute, np.where(finite, capacity, 0.0)), *pr)
+    rows.add("service_level", booked("service_level"), *pr)
+    capex = booked("capex")
+    rows.add("capex", capex, *pr)
+
+    # Provider x product, all regions (the world market of each product).
+    world_revenue = revenue.sum(axis=3)
+    world_income = income.sum(axis=3)
+    world_customers = customers.sum(axis=3)
+    pk = (providers, products, ALL)
+    world_shares = _ratio(world_revenue, world_revenue.sum(axis=1)[:, None])
+    rows.add("revenue", world_revenue, *pk)
+    rows.add("revenue_share", world_shares, *pk)
+    rows.add("volume_share", _ratio(served.sum(axis=3), served.sum(axis=(1, 3))[:, None]), *pk)
+    rows.add("customer_share", _ratio(world_customers, world_customers.sum(axis=1)[:, None]), *pk)
+    rows.add("operating_income", world_income, *pk)
+    rows.add("operating_margin", _ratio(world_income, world_revenue), *pk)
+
+    # Provider totals.
+    total_revenue = revenue.sum(axis=(2, 3))
+    total_income = income.sum(axis=(2, 3))
+    finite_capacity = np.where(finite, capacity, 0.0).sum(axis=2)
+    npv = booked("npv")
     valuer = Valuer(model.config.discount_rate, model.config.valuation)  # as if each quarter were the horizon
-    for rec in model.records:
-        q = rec["quarter"]
-        books = rec["books"]
-        revenue = np.array([b.revenue for b in books])  # (P, K, R)
-        income = np.array([b.operating_income for b in books])
-        served = np.array([b.served_volume for b in books])
-        customers = rec["customers"].astype(float)
-        market_revenue = revenue.sum(axis=0)
-        market_customers = customers.sum(axis=0)
-        market_served = served.sum(axis=0)
-        per_pkr = {
-            "price": rec["price"],
-            "realised_price": np.array([b.realised_price for b in books]),
-            "revenue": revenue,
-            "revenue_share": _ratio(revenue, market_revenue[None]),
-            "volume_share": _ratio(served, market_served[None]),
-            "customers": customers,
-            "customer_share": _ratio(customers, market_customers[None]),
-            "served_volume": served,
-            "demand_volume": rec["demand_volume"],
-            "operating_income": income,
-            "operating_margin": _ratio(income, revenue),
-        }
-        if previous_customers is not None:
-            per_pkr["churn"] = _ratio(rec["churned"], previous_customers)
-            per_pkr["wallet_churn"] = _ratio(rec["volume_moved"], previous_volume)
-        previous_customers, previous_volume = customers, rec["demand_volume"]
-        for metric, values in per_pkr.items():
-            rows.add(q, metric, values, providers, products, regions)
+    valued = [valuer.value(q, *args) for q, *args in zip(steps, total_income, total_revenue, npv, strict=True)]
+    terminal, enterprise = (np.array(v) for v in zip(*valued, strict=True))
+    p = (providers, ALL, ALL)
+    rows.add("revenue", total_revenue, *p)
+    rows.add("revenue_share", _ratio(total_revenue, total_revenue.sum(axis=1)[:, None]), *p)
+    rows.add("operating_income", total_income, *p)
+    rows.add("operating_margin", _ratio(total_income, total_revenue), *p)
+    rows.add("capex", capex.sum(axis=2), *p)
+    rows.add("depreciation", booked("depreciation").sum(axis=2), *p)
+    rows.add("free_cash_flow", booked("free_cash_flow"), *p)
+    rows.add("cumulative_free_cash_flow", booked("cumulative_free_cash_flow"), *p)
+    rows.add("npv", npv, *p)
+    rows.add("terminal_value", terminal, *p)
+    rows.add("enterprise_value", enterprise, *p)
+    rows.add("capacity_utilisation", _ratio(served_compute.sum(axis=2), finite_capacity), *p)
 
-        # Provider x region, all products.
-        capacity = np.array([b.capacity for b in books])
-        served_compute = (served * model.compute_per_unit[None, :, None]).sum(axis=1)
-        region_revenue = revenue.sum(axis=1)
-        region_income = income.sum(axis=1)
-        for metric, values in {
-            "revenue": region_revenue,
-            "operating_income": region_income,
-            "operating_margin": _ratio(region_income, region_revenue),
-            "capacity": np.where(np.isfinite(capacity), capacity, np.nan),
-            "capacity_utilisation": _ratio(served_compute, np.where(np.isfinite(capacity), capacity, 0.0)),
-            "service_level": np.array([b.service_level for b in books]),
-            "capex": np.array([b.capex for b in books]),
-        }.items():
-            rows.add(q, metric, values, providers, ALL, regions)
+    # The market.
+    kr = (ALL, products, regions)
+    rows.add("revenue", market_revenue, *kr)
+    rows.add("hhi", np.nansum(shares**2, axis=1) * 10_000, *kr)
+    rows.add("hhi", np.nansum(world_shares**2, axis=1) * 10_000, ALL, products, ALL)
+    rows.add("churn", _ratio(churned[1:].sum(axis=1), market_customers[:-1]), *kr, quarters=later)
+    rows.add("wallet_churn", _ratio(moved[1:].sum(axis=1), demand[:-1].sum(axis=1)), *kr, quarters=later)
+    buyers = np.array([rec["multi_homing"][0] for rec in records])
+    both = np.array([rec["multi_homing"][1] for rec in records])
+    rows.add("multi_homing", _ratio(both, buyers), *kr)
+    rows.add("multi_homing", _ratio(both.sum(axis=2), buyers.sum(axis=2)), ALL, products, ALL)
+    if "ai" in products:
+        adoption = recorded("ai_adoption")
+        counts = model.enterprises.count_by_region
+        rows.add("ai_adoption", adoption, ALL, "ai", regions)
+        rows.add("ai_adoption", (adoption * counts).sum(axis=1) / counts.sum(), ALL, "ai", ALL)
+    return _with_start(rows.frame(), model)
 
-        # Provider x product, all regions (the world market of each product).
-        world_revenue = revenue.sum(axis=2)
-        world_income = income.sum(axis=2)
-        world_customers = customers.sum(axis=2)
-        for metric, values in {
-            "revenue": world_revenue,
-            "revenue_share": _ratio(world_revenue, world_revenue.sum(axis=0)[None]),
-            "volume_share": _ratio(served.sum(axis=2), served.sum(axis=(0, 2))[:, None].T),
-            "customer_share": _ratio(world_customers, world_customers.sum(axis=0)[None]),
-            "operating_income": world_income,
-            "operating_margin": _ratio(world_income, world_revenue),
-        }.items():
-            rows.add(q, metric, values, providers, products, ALL)
 
-        # Provider totals.
-        total_revenue = revenue.sum(axis=(1, 2))
-        total_income = income.sum(axis=(1, 2))
-        finite_capacity = np.where(np.isfinite(capacity), capacity, 0.0).sum(axis=1)
-        npv = np.array([b.npv for b in books])
-        terminal, enterprise = valuer.value(q, total_income, total_revenue, npv)
-        for metric, values in {
-            "revenue": total_revenue,
-            "revenue_share": _ratio(total_revenue, np.full_like(total_revenue, total_revenue.sum())),
-            "operating_income": total_income,
-            "operating_margin": _ratio(total_income, total_revenue),
-            "capex": np.array([b.capex.sum() for b in books]),
-            "depreciation": np.array([b.depreciation.sum() for b in books]),
-            "free_cash_flow": np.array([b.free_cash_flow for b in books]),
-            "cumulative_free_cash_flow": np.array([b.cumulative_free_cash_flow for b in books]),
-            "npv": npv,
-            "terminal_value": terminal,
-            "enterprise_value": enterprise,
-            "capacity_utilisation": _ratio(served_compute.sum(axis=1), finite_capacity),
-        }.items():
-            rows.add(q, metric, values, providers, ALL, ALL)
-
-        # The market.
-        shares = _ratio(revenue, market_revenue[None])
-        rows.add(q, "revenue", market_revenue, ALL, products, regions)
-        rows.add(q, "hhi", np.nansum(shares**2, axis=0) * 10_000, ALL, products, regions)
-        world_shares = _ratio(world_revenue, world_revenue.sum(axis=0)[None])
-        rows.add(q, "hhi", np.nansum(world_shares**2, axis=0) * 10_000, ALL, products, ALL)
-        if "churn" in per_pkr:
-            lost = rec["churned"].sum(axis=0)
-            rows.add(q, "churn", _ratio(lost, previous_customers_market), ALL, products, regions)
-            moved = rec["volume_moved"].sum(axis=0)
-            rows.add(q, "wallet_churn", _ratio(moved, previous_volume_market), ALL, products, regions)
-        previous_customers_market = customers.sum(axis=0)
-        previous_volume_market = rec["demand_volume"].sum(axis=0)
-        buyers, both = rec["multi_homing"]
-        rows.add(q, "multi_homing", _ratio(both, buyers), ALL, products, regions)
-        rows.add(q, "multi_homing", _ratio(both.sum(axis=1), buyers.sum(axis=1)), ALL, products, ALL)
-        if "ai" in products:
-            adoption = rec["ai_adoption"]
-            counts = model.enterprises.count_by_region
-            rows.add(q, "ai_adoption", adoption, ALL, "ai", regions)
-            rows.add(q, "ai_adoption", np.array([(adoption * counts).sum() / counts.sum()]), ALL, "ai", ALL)
-    frame = rows.frame()
+def _with_start(frame: pd.DataFrame, model: CloudMarket) -> pd.DataFrame:
     frame.attrs["start"] = model.config.start  # calendar of the quarters, for figures' axes (cloudwar.plots)
     return frame
 

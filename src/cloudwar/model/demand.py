@@ -87,6 +87,16 @@ def calvano_demand(
     return shares, (prices - cost) * shares
 
 
+def split_weights(probabilities: np.ndarray, split_scale: float) -> np.ndarray:
+    """The weights g = p ^ (1 / split_scale) by which a two-provider wallet splits its spend.
+
+    ``probabilities``: the plain logit's (no switching cost), or anything proportional to
+    exp(V / mu). The split is a logit at ``split_scale`` x mu: g_a / (g_a + g_b) =
+    exp(V_a / (s mu)) / (exp(V_a / (s mu)) + exp(V_b / (s mu))).
+    """
+    return probabilities ** (1.0 / split_scale)
+
+
 def sample_logit(utilities: np.ndarray, outside_utility: float, logit_scale: float, uniforms: np.ndarray) -> np.ndarray:
     """Draw one logit choice per column by inverse CDF, without normalising the probabilities.
 

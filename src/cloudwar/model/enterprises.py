@@ -41,7 +41,14 @@ from typing import TYPE_CHECKING, Any
 import mesa
 import numpy as np
 
-from cloudwar.model.demand import demand_growth_factor, logit_probabilities, sample_choices, sample_logit, utility
+from cloudwar.model.demand import (
+    demand_growth_factor,
+    logit_probabilities,
+    sample_choices,
+    sample_logit,
+    split_weights,
+    utility,
+)
 from cloudwar.scenario import EnterpriseSpec, Scenario, ScenarioError
 
 if TYPE_CHECKING:
@@ -116,6 +123,12 @@ class Enterprises:
             self.second = np.full((len(s.products), self.n), self.n_providers, dtype=np.int8)
             self.share = np.ones((len(s.products), self.n), dtype=np.float32)
         self.count_by_region = np.bincount(self.region, minlength=len(s.regions))
+        self._phases: dict[int, np.ndarray] = {}  # contract_phase % contract length, by length (due)
+        # Enterprises are numbered region by region (_draw_attributes): region r is one slice.
+        self._region_starts = np.concatenate([[0], np.cumsum(self.count_by_region)])  # and the end
+        self._region_slices = [
+            slice(int(a), int(b)) for a, b in zip(self._region_starts[:-1], self._region_starts[1:], strict=True)
+        ]
         self.volume_scale = np.ones((len(s.products), len(s.regions)))
         self.adoption_counts: NeighbourCounts | None = None  # from seed_adoption
         self.neighbour_counts: list[NeighbourCounts] = []  # from choose_starting_providers
@@ -204,29 +217,44 @@ class Enterprises:
             if len(idx):
                 mix = self._starting_mix(k, idx)
                 uniforms = self.model.rng.random(len(idx))
+                tables = None
                 for i in range(0, len(idx), STARTING_CHUNK):
                     rows = idx[i : i + STARTING_CHUNK]
-                    self.provider[k, rows] = sample_choices(mix(rows)[:, :-1], uniforms[i : i + STARTING_CHUNK])
+                    if len(idx) <= STARTING_CHUNK:  # one chunk: the second draws read its tables too
+                        tables = mix(rows, plain=True)
+                        pi = tables[0]
+                    else:
+                        pi = mix(rows)
+                    self.provider[k, rows] = sample_choices(pi[:, :-1], uniforms[i : i + STARTING_CHUNK])
+                    del pi
                 if self.wallets:
-                    self._choose_starting_seconds(k, idx, mix)
+                    self._choose_starting_seconds(k, idx, mix, tables)
+                del tables
             counts[k] = self.model.network.counter(self.provider[k], self.n_providers + 1)
         self.neighbour_counts = [counts[k] for k in range(len(self.provider))]
 
-    def _choose_starting_seconds(self, k: int, idx: np.ndarray, mix: Callable[..., np.ndarray]) -> None:
+    def _choose_starting_seconds(
+        self, k: int, idx: np.ndarray, mix: Callable[..., Any], tables: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> None:
         """Starting second providers of the two-provider wallets, and the split.
 
         Every buyer of product k among ``idx`` that holds a wallet draws a second provider from the
         same starting mix without its first provider and the outside option (one uniform each, after
         the first draws); the two split the spend by their logit weights at ``choice.split_scale``
-        x mu (the plain logit's p ^ (1 / split_scale)); the larger share is the primary.
+        x mu (the plain logit's p ^ (1 / split_scale)); the larger share is the primary. ``tables``:
+        ``mix(idx, plain=True)`` if the caller has it (else it is computed again, chunk by chunk).
         """
         n_p = self.n_providers
-        rows = idx[self.two_slots[idx] & (self.provider[k, idx] < n_p)]
+        holds = np.flatnonzero(self.two_slots[idx] & (self.provider[k, idx] < n_p))  # positions in idx
+        rows = idx[holds]
         uniforms = self.model.rng.random(len(rows))
         step = STARTING_CHUNK // 4  # smaller chunks: this pass holds more (P + 1)-wide tables at once
         for i in range(0, len(rows), step):
             chunk = rows[i : i + step]
-            pi, plain = mix(chunk, plain=True)
+            if tables is None:
+                pi, plain = mix(chunk, plain=True)
+            else:
+                pi, plain = tables[0][holds[i : i + step]], tables[1][holds[i : i + step]]
             first = self.provider[k, chunk].astype(np.intp)
             at = np.arange(len(chunk))
             others = pi[:, :n_p]
@@ -235,9 +263,9 @@ class Enterprises:
             others /= np.where(total > 0, total, 1.0)[:, None]
             second = sample_choices(others, uniforms[i : i + step])
             second = np.where(total > 0, second, n_p)
-            power = 1.0 / self.model.config.choice.split_scale  # the split's logit is split_scale x mu
-            weight_a = plain[at, first] ** power
-            weight_b = plain[at, np.minimum(second, n_p - 1)] ** power
+            split_scale = self.model.config.choice.split_scale
+            weight_a = split_weights(plain[at, first], split_scale)
+            weight_b = split_weights(plain[at, np.minimum(second, n_p - 1)], split_scale)
             self._set_wallets(k, chunk, first, second, weight_a, weight_b)
 
     def starting_shares(self, k: int, idx: np.ndarray) -> np.ndarray:
@@ -259,7 +287,7 @@ class Enterprises:
                 total = inside.sum(axis=1, keepdims=True)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     q = np.nan_to_num(inside[:, None, :] / (total[:, :, None] - inside[:, :, None]), posinf=0.0)
-                    g = p ** (1.0 / self.model.config.choice.split_scale)  # the split's weights
+                    g = split_weights(p, self.model.config.choice.split_scale)
                     split = np.nan_to_num(g[:, :, None] / (g[:, :, None] + g[:, None, :]))
                 at = np.arange(n_p)
                 q[:, at, at] = 0.0
@@ -299,12 +327,13 @@ class Enterprises:
         if model.config.choice.network_weight:
             # The mean-field fixed point is found on an even subsample (at most 20,000 enterprises).
             sub = idx[:: max(1, len(idx) // 20_000)]
-            sub_region = self.region[sub]
+            # Enterprises are numbered region by region: each region's rows of the subsample are one slice.
+            bounds = np.searchsorted(self.region[sub], np.arange(n_r + 1))
             for _ in range(iterations):
                 pi = mix(sub, regional)
                 for r in range(n_r):
-                    if np.any(sub_region == r):
-                        regional[r] = pi[sub_region == r, :n_p].mean(axis=0)
+                    if bounds[r + 1] > bounds[r]:  # the same contiguous table as a mask would take
+                        regional[r] = np.ascontiguousarray(pi[bounds[r] : bounds[r + 1], :n_p]).mean(axis=0)
         return lambda rows, plain=False: mix(rows, regional, plain)
 
     def scale_volumes_to_market_size(self) -> None:
@@ -379,18 +408,22 @@ class Enterprises:
         ``rationed_reevaluation`` x their unserved share.
         """
         model = self.model
-        product = model.products[k]
-        current = self.provider[k]
-        # Reduce the quarter first: quarter + phase in int8 would overflow from quarter 65 (phase < 64).
-        due = (model.quarter % product.contract_quarters + self.contract_phase) % product.contract_quarters == 0
+        length = model.products[k].contract_quarters
+        # Up when (quarter + phase) % length == 0, i.e. phase % length == -quarter % length (the
+        # phases modulo each contract length are taken once: the phases never change).
+        phase = self._phases.get(length)
+        if phase is None:
+            phase = self._phases[length] = self.contract_phase % length
+        due = phase == -model.quarter % length
         if k == self.ai:
             due = (due | (self.adopted_quarter == model.quarter)) & self.adopted
         served = np.array([p.service_level for p in model.providers_list])  # (P, R)
         if np.any(served < 1.0):
-            rationed = np.append((served < 1.0).any(axis=1), False)  # per state (the outside option last)
-            member = rationed[current]
-            if self.wallets:
-                member |= rationed[self.second[k]]
+            member = np.zeros(self.n, dtype=bool)  # customers of a rationed provider
+            for j in np.flatnonzero((served < 1.0).any(axis=1)).tolist():  # a few providers: compare, no gather
+                member |= self.provider[k] == j
+                if self.wallets:
+                    member |= self.second[k] == j
             customers = np.flatnonzero(~due & member)
             short = self._unserved_share(k, customers, served)
             customers, short = customers[short > 0], short[short > 0]
@@ -400,13 +433,13 @@ class Enterprises:
 
     def _unserved_share(self, k: int, idx: np.ndarray, served: np.ndarray) -> np.ndarray:
         """Share of each enterprise's product-k volume its providers could not serve last quarter."""
-        n_p = self.n_providers
         region = self.region[idx]
-        level = np.vstack([served, np.ones((1, served.shape[1]))])  # the outside option never rations
-        short = 1.0 - level[self.provider[k, idx], region]
+        n_r = served.shape[1]
+        level = np.concatenate([served.ravel(), np.ones(n_r)])  # (P + 1) x R, the outside option never rations
+        short = 1.0 - level.take(self.provider[k, idx].astype(np.intp) * n_r + region)
         if self.wallets:
             f = self.share[k, idx].astype(np.float64)
-            short = f * short + (1.0 - f) * (1.0 - level[np.minimum(self.second[k, idx], n_p), region])
+            short = f * short + (1.0 - f) * (1.0 - level.take(self.second[k, idx].astype(np.intp) * n_r + region))
         return short
 
     def _choose_single(self, k: int, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -463,48 +496,46 @@ class Enterprises:
         f0 = self.share[k, idx].astype(np.float64)
         two = self.two_slots[idx]
         utilities = self.utilities(k, idx, model.prices[:, k, :], dtype=np.float32)
-        kept = utilities.copy()  # (P, m): sample_logit overwrites its argument
+        # (P + 1, m): sample_logit overwrites its argument; row P (none) is -inf, so that the
+        # utility of provider rows[i] to enterprise i is one take at rows * m + i.
+        kept = np.empty((n_p + 1, m), dtype=np.float32)
+        kept[:n_p] = utilities
+        kept[n_p] = -np.inf
+        kept = kept.reshape(-1)
         choice = sample_logit(utilities, product.outside_quality, product.logit_scale, model.rng.random(m))
         del utilities
         c = choice.astype(np.intp)
         bonus = self.switching_cost[idx].astype(np.float64)
 
         def value(rows: np.ndarray) -> np.ndarray:  # utility of provider rows[i] to enterprise i; none: -inf
-            return np.where(rows < n_p, kept[np.minimum(rows, n_p - 1), at], -np.inf).astype(np.float64)
+            return kept.take(rows * m + at).astype(np.float64)
 
         value_a, value_b = value(a), value(b)
-        # Utilities without the switching cost (members had it added); row P (none) is -inf.
-        plain_a = value_a - np.where(a < n_p, bonus, 0.0)
-        plain_b = value_b - np.where(b < n_p, bonus, 0.0)
-
-        def plain(rows: np.ndarray) -> np.ndarray:
-            return np.where(rows == a, plain_a, np.where(rows == b, plain_b, value(rows)))
-
         out = c == n_p
         new = ~out & (c != a) & (c != b)
         fresh = new & (a == n_p)
-        new_a, new_b = a.copy(), b.copy()
-        new_a[out], new_b[out] = n_p, n_p
-        # A newcomer replaces the weaker member (or the only one, without a wallet).
+        # A newcomer replaces the weaker member (or the only one, without a wallet); an enterprise
+        # that stops buying drops both.
         enter = new & ~fresh
         weaker_is_a = ~two | (value_a < value_b)
-        new_a = np.where(enter & weaker_is_a, c, new_a)
-        new_b = np.where(enter & ~weaker_is_a, c, new_b)
-        new_a = np.where(fresh, c, new_a)
+        new_a = np.where(out | fresh | (enter & weaker_is_a), c, a)
+        new_b = np.where(out, n_p, np.where(enter & ~weaker_is_a, c, b))
         # A first-time buyer with a wallet draws its second provider (it has no members: plain = value).
         pick = np.flatnonzero(fresh & two)
         if len(pick):
-            block = kept[:, pick].astype(np.float64)
+            block = kept.reshape(n_p + 1, m)[:n_p, pick].astype(np.float64)
             weights = np.exp((block - np.max(block, axis=0)) / mu).T  # (len, P)
             weights[np.arange(len(pick)), c[pick]] = 0.0
             total = weights.sum(axis=1)
             second = sample_choices(weights / np.where(total > 0, total, 1.0)[:, None], model.rng.random(len(pick)))
             new_b[pick] = np.where(total > 0, second, n_p)
+
+        def plain(rows: np.ndarray) -> np.ndarray:  # utilities without the switching cost members had added
+            return value(rows) - np.where((rows == a) | (rows == b), bonus, 0.0)
+
         weight_a = _logit_weight(plain(new_a), plain(new_b), mu * model.config.choice.split_scale)
         # Before: shares of the old members; after: of the new ones (the outside option gets none).
-        f1 = self._set_wallets(k, idx, new_a, new_b, weight_a, 1.0 - weight_a)
-        final_a = self.provider[k, idx].astype(np.intp)
-        final_b = self.second[k, idx].astype(np.intp)
+        final_a, final_b, f1 = self._set_wallets(k, idx, new_a, new_b, weight_a, 1.0 - weight_a)
         changed = final_a != a
         self.neighbour_counts[k].move(idx[changed], a[changed], final_a[changed])
         volume = self.volumes(k, idx)
@@ -512,34 +543,37 @@ class Enterprises:
         lost = np.zeros((n_p + 1) * n_r)
         moved = np.zeros((n_p + 1) * n_r)
         for member, before in ((a, f0), (b, 1.0 - f0)):
-            after = np.where(final_a == member, f1, 0.0) + np.where(final_b == member, 1.0 - f1, 0.0)
+            in_a, in_b = final_a == member, final_b == member
+            after = np.where(in_a, f1, 0.0) + np.where(in_b, 1.0 - f1, 0.0)
             where = member * n_r + region
-            gone = (member < n_p) & (final_a != member) & (final_b != member)
+            gone = (member < n_p) & ~(in_a | in_b)
             lost += np.bincount(where[gone], minlength=(n_p + 1) * n_r)
             moved += np.bincount(where, weights=volume * np.maximum(before - after, 0.0), minlength=(n_p + 1) * n_r)
         return lost.reshape(n_p + 1, n_r)[:n_p], moved.reshape(n_p + 1, n_r)[:n_p]
 
     def _set_wallets(
         self, k: int, idx: np.ndarray, a: np.ndarray, b: np.ndarray, weight_a: np.ndarray, weight_b: np.ndarray
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Set the wallets of ``idx`` for product k: members a, b (b = P: none) splitting by their weights.
 
-        The member with the larger share becomes the primary. Returns the primaries' shares (float64).
-        Neighbour counts are the caller's to move.
+        The weights are finite and >= 0; the member with the larger share becomes the primary.
+        Returns the primaries, the seconds (intp) and the primaries' shares as stored (float32
+        values as float64). Neighbour counts are the caller's to move.
         """
         n_p = self.n_providers
         a, b = np.asarray(a, dtype=np.intp), np.asarray(b, dtype=np.intp)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            f = np.where(b < n_p, weight_a / (weight_a + weight_b), 1.0)
-        f = np.where(a < n_p, np.nan_to_num(f, nan=1.0), 1.0)
+        total = weight_a + weight_b
+        # a's share; 1 without a second, without a first, or without weight (0 / 0).
+        f = np.divide(weight_a, total, out=np.ones(len(a)), where=(b < n_p) & (a < n_p) & (total > 0))
         swap = (f < 0.5) & (b < n_p)
         first, second = np.where(swap, b, a), np.where(swap, a, b)
         f = np.where(swap, 1.0 - f, f)
         second = np.where(first < n_p, second, n_p)
         self.provider[k, idx] = first
         self.second[k, idx] = second
-        self.share[k, idx] = f
-        return self.share[k, idx].astype(np.float64)
+        share = f.astype(np.float32)
+        self.share[k, idx] = share
+        return first, second, share.astype(np.float64)
 
     def utilities(
         self,
@@ -563,7 +597,7 @@ class Enterprises:
         model = self.model
         w = model.config.choice
         product = model.products[k]
-        region = self.region[idx].astype(np.intp)  # take() would convert int8 indices once per table
+        spread = self._spreader(idx)
         n_p, m = self.n_providers, len(idx)
         # Terms that depend only on (provider, region): availability, ecosystem, service level.
         per_region = model.log_presence.copy()
@@ -577,7 +611,7 @@ class Enterprises:
         terms = np.empty((n_p + 1, m), dtype=dtype)
         extra = terms[:n_p]
         terms[n_p] = 0.0
-        np.take(per_region.astype(dtype), region, axis=1, out=extra, mode="clip")
+        spread(per_region.astype(dtype), out=extra)
         if w.network_weight and neighbour_shares is not None:
             extra += w.network_weight * neighbour_shares.T
         elif w.network_weight:
@@ -585,9 +619,9 @@ class Enterprises:
         flat = terms.reshape(-1)
         columns = np.arange(m)
         if model.captive_bonus is not None:
-            tie = self.platform[idx].astype(np.intp)
-            bonus = np.append(model.captive_bonus, 0.0).astype(dtype)  # index P: tied to no platform
-            flat[tie * m + columns] += bonus[tie]
+            tied = np.flatnonzero(self.platform[idx] < n_p)  # the others' bonus would land in row P
+            tie = self.platform[idx[tied]].astype(np.intp)
+            flat[tie * m + tied] += model.captive_bonus.astype(dtype)[tie]
         if w.ai_pull and k == self.cloud and self.ai is not None:
             flat[self.provider[self.ai, idx].astype(np.intp) * m + columns] += dtype(w.ai_pull)
         if switching:
@@ -596,14 +630,35 @@ class Enterprises:
             if self.wallets:  # both providers of a wallet are incumbents (row P, no second, is dropped)
                 flat[self.second[k, idx].astype(np.intp) * m + columns] += cost
         return utility(
-            np.take(model.quality[:, k, :].astype(dtype), region, axis=1, mode="clip"),
-            np.take(prices.astype(dtype), region, axis=1, mode="clip"),
+            spread(model.quality[:, k, :].astype(dtype)),
+            spread(prices.astype(dtype)),
             quality_sensitivity=self.quality_sensitivity[idx].astype(dtype, copy=False),
             price_sensitivity=self.price_sensitivity[idx].astype(dtype, copy=False),
             reference_price=product.reference_price,
             extra=extra,
             out=extra,
         )
+
+    def _spreader(self, idx: np.ndarray) -> Callable[..., np.ndarray]:
+        """The function ``table`` (rows, R) -> (rows, len(idx)), each enterprise's region's column, ``out`` optional.
+
+        Enterprises are numbered region by region, so sorted ``idx`` (every caller's) are one run
+        per region: each run is one broadcast copy of its column, not a gather per entry.
+        """
+        if len(idx) > 1 and not (idx[1:] >= idx[:-1]).all():
+            at = self.region[idx].astype(np.intp)
+            return lambda table, out=None: np.take(table, at, axis=1, out=out, mode="clip")
+        bounds = np.searchsorted(idx, self._region_starts).tolist()  # where each region's run begins
+        runs = [(r, a, b) for r, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)) if b > a]
+
+        def spread(table: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+            if out is None:
+                out = np.empty((len(table), len(idx)), dtype=table.dtype)
+            for r, a, b in runs:
+                out[:, a:b] = table[:, r : r + 1]
+            return out
+
+        return spread
 
     def choice_utilities(self, k: int, idx: np.ndarray) -> np.ndarray:
         """This quarter's utilities (len(idx), P) for product k at current prices, utility units."""
@@ -618,13 +673,21 @@ class Enterprises:
         model = self.model
         everyone = slice(None) if idx is None else idx  # everyone: the arrays themselves, no gather
         growth = demand_growth_factor(model.products[k], model.quarter)
-        v = self.size[everyone] * self.volume_scale[k, self.region[everyone]] * growth
+        # Everyone's regional scale: one value per region slice, repeated (the same numbers as a gather).
+        scale = (
+            np.repeat(self.volume_scale[k], self.count_by_region)
+            if idx is None
+            else self.volume_scale[k, self.region[idx]]
+        )
+        v = self.size[everyone] * scale * growth
         if k == self.ai:
             spec = model.config.adoption
             ages = np.arange(model.quarter + 1)
             ramp = np.minimum((1.0 + spec.usage_growth) ** (ages / 4.0), spec.usage_cap)  # by quarters since adoption
-            age = np.clip(model.quarter - self.adopted_quarter[everyone], 0, model.quarter)
-            v *= np.where(self.adopted[everyone], ramp[age], 0.0)
+            # Ages since adoption, kept within 0 and the quarter (non-adopters, at -1, get 0 anyway).
+            v *= np.where(
+                self.adopted[everyone], ramp.take(model.quarter - self.adopted_quarter[everyone], mode="clip"), 0.0
+            )
         return v
 
     def slots(self, k: int) -> list[tuple[np.ndarray, np.ndarray | None]]:
@@ -653,8 +716,8 @@ class Enterprises:
         """
         model = self.model
         n_p, n_r = self.n_providers, len(self.count_by_region)
-        log = model.price_log  # (quarters so far + 1, P, K, R)
-        cohorts = len(log)
+        log = model.contract_prices(k)  # (P, R, quarters so far + 1)
+        cohorts = log.shape[2]
         volumes = self.volumes(k)
         signed = self.signed[k]
         volume = np.zeros((n_p + 1, n_r, cohorts))
@@ -674,7 +737,7 @@ class Enterprises:
         total = volume.sum(axis=2)
         list_price = model.prices[:, k, :]
         # Contract prices against this quarter's list price: exactly zero for this quarter's signers.
-        gap = np.stack([q[:, k, :] for q in log], axis=2) - list_price[:, :, None]
+        gap = log - list_price[:, :, None]
         with np.errstate(divide="ignore", invalid="ignore"):
             realised = list_price + np.where(total > 0, (volume * gap).sum(axis=2) / total, 0.0)
         return total, customers.reshape(n_p + 1, n_r)[:n_p], realised
@@ -685,18 +748,20 @@ class Enterprises:
         buyers, both = np.zeros((len(self.provider), n_r)), np.zeros((len(self.provider), n_r))
         for k in range(len(self.provider)):
             buying = self.provider[k] < n_p
-            buyers[k] = np.bincount(self.region, weights=buying, minlength=n_r)
+            buyers[k] = self._count_by_region(buying)
             if self.wallets:
-                both[k] = np.bincount(self.region, weights=buying & (self.second[k] < n_p), minlength=n_r)
+                both[k] = self._count_by_region(buying & (self.second[k] < n_p))
         return buyers, both
+
+    def _count_by_region(self, mask: np.ndarray) -> list[int]:
+        """Enterprises of each region in ``mask`` (n,) bool."""
+        return [np.count_nonzero(mask[rows]) for rows in self._region_slices]
 
     def adoption_by_region(self) -> np.ndarray:
         """Share of each region's enterprises that use AI, (R,) (zeros without an AI product)."""
         if self.ai is None:
             return np.zeros(len(self.count_by_region))
-        return np.bincount(self.region, weights=self.adopted, minlength=len(self.count_by_region)) / np.maximum(
-            self.count_by_region, 1
-        )
+        return np.array(self._count_by_region(self.adopted), dtype=float) / np.maximum(self.count_by_region, 1)
 
 
 def _largest(size: np.ndarray, share: float) -> np.ndarray:

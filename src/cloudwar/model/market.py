@@ -47,7 +47,7 @@ import mesa
 import numpy as np
 import pandas as pd
 
-from cloudwar.model.demand import demand_growth_factor, logit_probabilities
+from cloudwar.model.demand import demand_growth_factor, logit_probabilities, split_weights
 from cloudwar.model.enterprises import Enterprise, Enterprises, check_memory
 from cloudwar.model.network import CompleteNetwork, Network, build_network
 from cloudwar.model.providers import Provider, book_quarter
@@ -100,7 +100,7 @@ class DemandCurve:
         self.members = members  # (m, 2) provider indices of each sample enterprise's wallet, P = none
         self.wallet = wallet  # (m,) holds a two-provider wallet
         self.switching_cost = switching_cost
-        self.split_power = 1.0 / split_scale  # a wallet splits by e ^ (1 / split_scale)
+        self.split_scale = split_scale  # a wallet splits by e ^ (1 / split_scale) (split_weights)
         self.newcomers: DemandCurve | None = None  # first-time buyers expected this quarter (AI adopters)
 
     def quantities(self, prices: np.ndarray) -> np.ndarray:
@@ -128,7 +128,7 @@ class DemandCurve:
             has = member < n_p
             plain[at[has], member[has]] *= relief[has]
         shares = probs.copy()  # single provider per enterprise: the logit
-        plain **= self.split_power  # the split's weights (the draw's are probs)
+        plain = split_weights(plain, self.split_scale)  # the split's weights (the draw's are probs)
         held = self.wallet & (a < n_p)
         if held.any():
             rows = at[held]
@@ -240,6 +240,8 @@ class CloudMarket(mesa.Model):
         self.oracle_sample = np.sort(self.rng.choice(pop.n, size=min(pop.n, s.oracle_sample), replace=False))
         # List prices by quarter (index 0: the starting prices, which contracts signed before the start pay).
         self.price_log: list[np.ndarray] = [self.prices]
+        self._contract_prices: np.ndarray | None = None  # price_log stacked, (P, K, R, room): contract_prices
+        self._contract_quarters = 0  # entries of price_log in it
         pop.choose_starting_providers()
         pop.scale_volumes_to_market_size()
         self.churn = np.zeros((n_p, len(self.products), len(self.region_names)))
@@ -399,6 +401,25 @@ class CloudMarket(mesa.Model):
         total = weights.sum(axis=0)
         mean = (prices * weights).sum(axis=0) / np.maximum(total, 1)
         return np.where(total > 0, mean, provider.prices)
+
+    def contract_prices(self, k: int) -> np.ndarray:
+        """Product k's list prices by quarter of signing, (P, R, quarters so far + 1), USD per unit: ``price_log`` stacked.
+
+        Kept in one buffer that grows with the log, which only grows (each quarter's prices are
+        copied in once, not stacked again every quarter); a view of it is returned: read it, do not keep it.
+        """
+        log, done = self.price_log, self._contract_quarters
+        if done != len(log):
+            buffer = self._contract_prices
+            if buffer is None or buffer.shape[3] < len(log):
+                grown = np.empty((*log[0].shape, max(2 * len(log), 64)))
+                if buffer is not None:
+                    grown[..., :done] = buffer[..., :done]
+                self._contract_prices = buffer = grown
+            for q in range(done, len(log)):
+                buffer[..., q] = log[q]
+            self._contract_quarters = len(log)
+        return self._contract_prices[:, k, :, : len(log)]
 
     def hardware_factor(self, quarter: Any) -> Any:
         """Hardware cost relative to the start, (1 - hardware_decline) ^ (quarter / 4)."""

@@ -247,7 +247,7 @@ class Provider(mesa.Agent):
                 strategy.start(self, market)
                 self.strategy_started = True
             prices = np.asarray(strategy.set_prices(self, market), dtype=float)
-            if prices.shape == self.prices.shape and np.all(np.isfinite(prices)):  # bad prices are reported below
+            if prices.shape == self.prices.shape and np.isfinite(prices).all():  # bad prices are reported below
                 prices = np.asarray(strategy.price_scarcity(self, market, prices), dtype=float)
             capex = np.asarray(strategy.set_capex(self, market), dtype=float)
             if capex.shape == self.presence.shape and np.isfinite(capex).all():

@@ -360,12 +360,15 @@ class Strategy:
         premium = getattr(self, "scarcity_premium_", None)  # a user's start() may skip super().start()
         if premium is None:
             premium = np.ones(len(market.region_names))
-        served = np.clip(provider.history[-1].service_level, SERVED_FLOOR, 1.0)
+        # minimum(maximum()): np.clip's arithmetic (the bounds are not zeros) without its dispatch overhead
+        served = np.minimum(np.maximum(provider.history[-1].service_level, SERVED_FLOOR), 1.0)
         short = served < RATIONED
         grown = premium * served**-self.scarcity_response
-        premium = np.clip(np.where(short, grown, premium * (1.0 - self.premium_decay)), 1.0, self.max_premium)
+        premium = np.minimum(
+            np.maximum(np.where(short, grown, premium * (1.0 - self.premium_decay)), 1.0), self.max_premium
+        )
         self.scarcity_premium_ = premium
-        if not short.any() and np.all(premium == 1.0):
+        if not short.any() and (premium == 1.0).all():
             return prices  # nothing scarce: the strategy's own prices, bit for bit
         scarce = prices * premium[None, :]
         return np.where(short[None, :], np.maximum(scarce, provider.prices), scarce)
