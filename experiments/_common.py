@@ -132,11 +132,11 @@ def ran_on(args: argparse.Namespace) -> str:
 # --------------------------------------------------------------------------------------------
 # Many runs
 # --------------------------------------------------------------------------------------------
-def execute(args: argparse.Namespace, design: Any, name: str) -> Any:
-    """Run ``design`` into ``OUT/store`` on the executor the options name; the report (also on stderr)."""
+def execute(args: argparse.Namespace, design: Any, name: str, store_name: str = STORE) -> Any:
+    """Run ``design`` into ``OUT/STORE_NAME`` on the executor the options name; the report (also on stderr)."""
     from cloudwar.runs.runner import run_design
 
-    store = Path(args.out) / STORE
+    store = Path(args.out) / store_name
     try:
         report = run_design(
             design,
@@ -164,8 +164,11 @@ def run_arms(
     arms: Sequence[tuple[dict[str, Any], dict[str, Any]]],
     keep: Sequence[tuple[str, str, str]],
     fixed: dict[str, Any],
+    seeds: int | None = None,
+    store: str = STORE,
 ) -> pd.DataFrame:
-    """Every arm (labels, scenario overrides) x ``args.seeds`` seeds of the baseline, through the runs layer.
+    """Every arm (labels, scenario overrides) x ``seeds`` (default ``args.seeds``) seeds of the baseline,
+    through the runs layer, into ``OUT/STORE``.
 
     Returns the kept metrics as one tidy table with the label columns and the run's model seed
     (``seed``, the same in every arm: common random numbers), in the order of the arms.
@@ -179,14 +182,14 @@ def run_arms(
         labels,
         [tuple(label[k] for k in labels) for label, _ in arms],
         overrides=[overrides for _, overrides in arms],
-        seeds=args.seeds,
+        seeds=args.seeds if seeds is None else seeds,
         seed=args.seed,
         fixed=fixed,
         metrics=keep,
         design={"experiment": name},
     )
-    execute(args, design, name)
-    runs, metrics = read_sweep(Path(args.out) / STORE)
+    execute(args, design, name, store)
+    runs, metrics = read_sweep(Path(args.out) / store)
     failed = runs[runs["status"] != "ok"]
     if len(failed):
         first = failed.iloc[0]

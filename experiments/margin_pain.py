@@ -10,8 +10,12 @@ Alibaba plays one of three playbooks in the calibrated baseline, every other pro
   operating margin, capex by utilisation, no open-source spending, so the funded part of its
   ecosystem fades).
 
-Every arm runs on the same seeds (common random numbers), so arms are compared seed by seed.
-Then the same in harsher worlds: ``rivals_match`` (every rival matches price cuts in full),
+Every arm runs on the same seeds (common random numbers), so arms are compared seed by seed:
+the spread across seeds is Monte Carlo noise under one set of assumptions. Parameter uncertainty
+comes from the ``posterior`` world: ``--posterior`` draws (40) from the shipped posterior
+(``cloudwar calibrate``: the behavioural parameters fitted to 2023Q3-2025Q3, see
+:mod:`cloudwar.runs.posterior`) x ``--posterior-seeds`` seeds (5) x the three arms, paired by draw
+and seed; its interval is across draws. Then the same in harsher worlds: ``rivals_match`` (every rival matches price cuts in full),
 ``weak_network`` (network and ecosystem effects cut: network weight 0.5 -> 0.1, ecosystem
 weight 0.5 -> 0.25), ``low_switching`` (switching cost 2.0 -> 0.6) and ``all_harsh`` (all three).
 
@@ -21,12 +25,14 @@ Value: NPV of free cash flow over the run (the model's ``npv``) and NPV plus a t
 
 Usage::
 
-    python experiments/margin_pain.py                 # 100 seeds x 3 arms x 5 worlds, 10,000 enterprises
+    python experiments/margin_pain.py                 # 100 seeds x 3 arms x 5 worlds + 40 draws x 5 seeds x 3 arms
     python experiments/margin_pain.py --quick         # seconds; a smoke test, not a result
 
 Writes, atomically, into ``--out`` (default ``out/margin_pain``): ``runs.csv`` (one row per
 run), ``trajectories.csv`` (10/50/90% bands per arm, world and quarter), ``worlds.csv`` (the
-comparison per world), ``trajectories.png``, ``npv.png``, ``worlds.png`` and ``summary.md``.
+comparison per world), ``posterior.csv`` (per posterior draw and aggressive arm: its parameters and
+the paired differences, mean over its seeds), ``trajectories.png``, ``npv.png``, ``worlds.png``,
+``posterior.png`` and ``summary.md``. The posterior world's runs are kept in ``OUT/store_posterior``.
 """
 
 from __future__ import annotations
@@ -44,9 +50,11 @@ from _common import (
     matplotlib_pyplot,
     output_folder,
     parse_run_args,
+    positive_int,
     quantiles,
     ran_on,
     run_arms,
+    seed,
     series,
     terminal_value,
 )
@@ -87,6 +95,10 @@ SHARES = {
     ("all", "cloud"): "world cloud",
 }
 QUICK = {"seeds": 3, "enterprises": 2000, "quarters": 16}  # past harvest_quarter 13, so the harvest arm harvests
+POSTERIOR = {"posterior": 40, "posterior_seeds": 5}  # draws x seeds of the posterior world
+QUICK_POSTERIOR = {"posterior": 2, "posterior_seeds": 1}
+POINT = -1  # the draw label of the calibrated point (every world but the posterior one)
+POSTERIOR_STORE = "store_posterior"
 COLORS = {"share_first": "tab:orange", "share_first_harvest": "tab:red", "margin_discipline": "tab:blue"}
 
 
@@ -113,18 +125,50 @@ WORLDS = ["baseline", *HARSH, "all_harsh"]
 
 def parse_args(argv: list[str] | None = None):
     """Command-line options."""
-    return parse_run_args("margin_pain.py", __doc__, "margin_pain", 100, QUICK, argv)
+
+    def extra(parser) -> None:
+        parser.add_argument("--posterior", type=seed, default=None,
+                            help="draws from the shipped posterior for the parameter-uncertainty world (default 40; "
+                            "0: none)")  # fmt: skip
+        parser.add_argument("--posterior-seeds", type=positive_int, default=None, help="seeds per draw (default 5)")
+
+    args = parse_run_args("margin_pain.py", __doc__, "margin_pain", 100, QUICK, argv, extra)
+    for key, value in (QUICK_POSTERIOR if args.quick else POSTERIOR).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
 
 
 def _arms(args) -> tuple[list[tuple[dict, dict]], dict]:
     """The points of the design (labels, overrides), world by world, and the values fixed in every run."""
     fixed = fixed_values(args)
     arms = [
-        ({"world": world, "arm": arm}, {**world_overrides(world), **arm_overrides})
+        ({"world": world, "arm": arm, "draw": POINT}, {**world_overrides(world), **arm_overrides})
         for world in WORLDS
         for arm, arm_overrides in ARMS.items()
     ]
     return arms, fixed
+
+
+def posterior_draws(args) -> pd.DataFrame:
+    """The posterior world's parameter sets: ``draw`` and the parameters that carry over to the baseline."""
+    from cloudwar.runs.posterior import load_posterior
+
+    shipped = load_posterior()
+    table = shipped.draws(args.posterior, seed=args.seed)
+    return table[["draw", *(p.name for p in shipped.priors if p.transfers)]]
+
+
+def _posterior_arms(args) -> list[tuple[dict, dict]]:
+    """Arms x draws of the posterior world: each draw's overrides (transferring parameters) under each arm."""
+    from cloudwar.runs.posterior import load_posterior
+
+    draws = load_posterior().overrides(args.posterior, "baseline", seed=args.seed, fixed=fixed_values(args))
+    return [
+        ({"world": "posterior", "arm": arm, "draw": d}, {**draw, **arm_overrides})
+        for d, draw in enumerate(draws)
+        for arm, arm_overrides in ARMS.items()
+    ]
 
 
 def _return_quarter(margins: pd.DataFrame) -> pd.Series:
@@ -163,7 +207,7 @@ def worlds_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per world and aggressive arm: P(higher value than the counterfactual, same seed), mean differences."""
     rows = []
     for world in WORLDS:
-        here = runs[runs.world == world].set_index(["arm", "seed"])
+        here = runs[runs.world == world].set_index(["arm", "draw", "seed"])
         base = here.loc[COUNTERFACTUAL]
         for arm in AGGRESSIVE:
             mine = here.loc[arm].reindex(base.index)
@@ -187,13 +231,77 @@ def worlds_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+PAIRED = {  # column of the runs table -> the paired difference reported
+    "npv_bn": "npv_difference_bn",
+    "value_bn": "value_difference_bn",
+    "share_China_AI_cloud_end": "revenue_share_China_AI_difference",
+    "volume_share_China_AI_end": "volume_share_China_AI_difference",
+    "margin_last_year": "margin_last_year_difference",
+}
+
+
+def posterior_table(runs: pd.DataFrame, draws: pd.DataFrame) -> pd.DataFrame:
+    """Per draw and aggressive arm: the draw's parameters and its paired differences against margin
+    discipline (same draw, same seed), averaged over the draw's seeds."""
+    here = runs[runs.world == "posterior"].set_index(["arm", "draw", "seed"])
+    if here.empty:
+        return pd.DataFrame()
+    base = here.loc[COUNTERFACTUAL]
+    rows = []
+    for arm in AGGRESSIVE:
+        mine = here.loc[arm].reindex(base.index)
+        diff = pd.DataFrame({name: mine[col] - base[col] for col, name in PAIRED.items()})
+        per_draw = diff.groupby(level="draw").mean()
+        per_draw["p_higher_value_across_seeds"] = (diff["value_difference_bn"] > 0).groupby(level="draw").mean()
+        per_draw["share_China_AI_start"] = mine["share_China_AI_cloud_start"].groupby(level="draw").mean()
+        per_draw.insert(0, "arm", arm)
+        rows.append(per_draw.reset_index())
+    table = pd.concat(rows, ignore_index=True)
+    return draws.merge(table, on="draw", how="right")[["arm", *draws.columns, *table.columns.drop(["arm", "draw"])]]
+
+
+def interval(values: pd.Series) -> str:
+    """'median (5-95%: low to high)' across posterior draws."""
+    low, mid, high = np.nanpercentile(values, [5, 50, 95])
+    return f"{mid:+,.1f} ({low:+,.1f} to {high:+,.1f})"
+
+
+def plot_posterior(post: pd.DataFrame, path: Path) -> None:
+    """Per draw: the paired value difference (with terminal value) against the two weights that matter most."""
+    plt = matplotlib_pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for arm in AGGRESSIVE:
+        sel = post[post.arm == arm].sort_values("value_difference_bn")
+        axes[0].plot(np.linspace(0, 1, len(sel)), sel["value_difference_bn"], marker="o", ms=3, color=COLORS[arm],
+                     label=arm.replace("_", " "))  # fmt: skip
+    axes[0].axhline(0, color="black", lw=1)
+    axes[0].set_xlabel("posterior draws, sorted (fraction)")
+    axes[0].set_ylabel("NPV + terminal value, aggressive - discipline\n(USD bn, mean over the draw's seeds)")
+    axes[0].set_title("The answer across the posterior", fontsize=10)
+    axes[0].legend(fontsize=8)
+    harvest = post[post.arm == "share_first_harvest"]
+    for ax, parameter in zip(axes[1:], ("ecosystem_weight", "network_weight"), strict=True):
+        points = ax.scatter(harvest[parameter], harvest["value_difference_bn"], c=harvest["switching_cost"],
+                            cmap="viridis", s=18)  # fmt: skip
+        ax.axhline(0, color="black", lw=1)
+        ax.set_xlabel(parameter.replace("_", " "))
+        ax.set_title(f"harvest vs discipline by {parameter.replace('_', ' ')}", fontsize=10)
+    fig.colorbar(points, ax=axes[2], label="switching cost")
+    fig.suptitle("Parameter uncertainty: paired differences per posterior draw (shipped posterior)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def bands_table(table: pd.DataFrame) -> pd.DataFrame:
     """10/50/90% bands of Alibaba's margin and shares per world, arm and quarter."""
     rows = []
     metrics = {"operating_margin": ("all", "all")} | {f"revenue_share {v}": k for k, v in SHARES.items()}
     for name, (region, product) in metrics.items():
         wide = series(table, name.split(" ")[0], FOCUS, region, product)
-        for (world, arm), group in wide.groupby(level=["world", "arm"], sort=False):
+        for (world, arm), group in wide[wide.index.get_level_values("world") != "posterior"].groupby(
+            level=["world", "arm"], sort=False
+        ):
             low, mid, high = np.nanpercentile(group.to_numpy(), [10, 50, 90], axis=0)
             for q, a, b, c in zip(group.columns, low, mid, high, strict=True):
                 rows.append({"world": world, "arm": arm, "metric": name, "quarter": q, "p10": a, "p50": b, "p90": c})
@@ -281,15 +389,53 @@ def plot_worlds(worlds: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def summary(args, runs: pd.DataFrame, worlds: pd.DataFrame, runtime: float, command: str, quarters: int) -> str:
+def posterior_lines(args, post: pd.DataFrame) -> list[str]:
+    """The summary's section on parameter uncertainty."""
+    if post.empty:
+        return []
+    lines = [
+        "",
+        f"## Across the posterior: parameter uncertainty ({args.posterior} draws x {args.posterior_seeds} seeds, "
+        "paired by draw and seed)",
+        "",
+        "Each draw is a set of behavioural parameters from the shipped posterior (fitted to 2023Q3-2025Q3 by "
+        "`cloudwar calibrate`); the interval is across draws (each draw's mean over its seeds).",
+        "",
+        "| aggressive path | NPV difference (USD bn): median (5-95% of draws) | NPV + terminal value difference "
+        "| draws in which it pays (with terminal value) | China AI volume share difference (points) "
+        "| margin last year difference (points) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for arm in AGGRESSIVE:
+        r = post[post.arm == arm]
+        lines.append(
+            f"| {arm} | {interval(r.npv_difference_bn)} | {interval(r.value_difference_bn)} "
+            f"| {(r.value_difference_bn > 0).mean():.0%} | {interval(100 * r.volume_share_China_AI_difference)} "
+            f"| {interval(100 * r.margin_last_year_difference)} |"
+        )
+    start = post[post.arm == AGGRESSIVE[0]].share_China_AI_start
+    lines += [
+        "",
+        "Each draw's qualities are refitted so that the baseline starts where its calibrated point does "
+        "(`Posterior.overrides`, matched expected starting shares): across draws Alibaba's quarter-1 China AI "
+        f"revenue share is {100 * start.median():.1f}% (5-95%: {100 * start.quantile(0.05):.1f}% to "
+        f"{100 * start.quantile(0.95):.1f}%). The stress worlds above are not refitted: they move the start too.",
+    ]
+    return lines
+
+
+def summary(args, runs: pd.DataFrame, worlds: pd.DataFrame, runtime: float, command: str, quarters: int,
+            post: pd.DataFrame | None = None) -> str:  # fmt: skip
     base = runs[runs.world == "baseline"]
     lines = [
         "# Is the margin pain justified? Alibaba's share_first against margin_discipline",
         "",
         *(["**QUICK MODE: a smoke test, NOT a result.**", ""] if args.quick else []),
         f"- command: `{command}`",
-        f"- {args.seeds} seeds (master seed {args.seed}) x {len(ARMS)} arms x {len(WORLDS)} worlds = {len(runs)} runs, "
-        f"{args.enterprises:,} enterprises, {quarters} quarters; runtime {runtime:.0f} s on {ran_on(args)}",
+        f"- {args.seeds} seeds (master seed {args.seed}) x {len(ARMS)} arms x {len(WORLDS)} worlds = "
+        f"{(runs.world != 'posterior').sum()} runs, plus {args.posterior} posterior draws x {args.posterior_seeds} "
+        f"seeds x {len(ARMS)} arms = {(runs.world == 'posterior').sum()} runs; {args.enterprises:,} enterprises, "
+        f"{quarters} quarters; runtime {runtime:.0f} s on {ran_on(args)}",
         "- value: NPV of free cash flow over the run at 10% a year; 'with terminal value' adds the last year's "
         "operating income as a no-growth perpetuity (0 if negative). USD bn, discounted to 2025Q4.",
         "",
@@ -326,8 +472,9 @@ def summary(args, runs: pd.DataFrame, worlds: pd.DataFrame, runtime: float, comm
             f"| {100 * w.share_China_AI_end:.1f}% ({100 * w.share_China_AI_end_counterfactual:.1f}%) "
             f"| {100 * w.volume_share_China_AI_end:.1f}% ({100 * w.volume_share_China_AI_end_counterfactual:.1f}%) |"
         )
-    lines += ["", "Worlds: " + "; ".join(f"{k}: {v}" for k, v in HARSH.items()) + "; all_harsh: all three.", ""]
-    return "\n".join(lines)
+    lines += ["", "Worlds: " + "; ".join(f"{k}: {v}" for k, v in HARSH.items()) + "; all_harsh: all three."]
+    lines += posterior_lines(args, post if post is not None else pd.DataFrame())
+    return "\n".join([*lines, ""])
 
 
 def run(args, command: str) -> Path:
@@ -337,17 +484,26 @@ def run(args, command: str) -> Path:
     start = time.perf_counter()
     arms, fixed = _arms(args)
     table = run_arms(args, "margin_pain.py", arms, KEEP, fixed)
+    draws = posterior_draws(args) if args.posterior else pd.DataFrame(columns=["draw"])
+    if args.posterior:
+        more = run_arms(args, "margin_pain.py", _posterior_arms(args), KEEP, fixed, args.posterior_seeds,
+                        POSTERIOR_STORE)  # fmt: skip
+        table = pd.concat([table, more], ignore_index=True)
     runtime = time.perf_counter() - start
     runs = runs_table(table, discount_rate)
     worlds = worlds_table(runs)
+    post = posterior_table(runs, draws)
     with output_folder(args.out) as tmp:
         runs.to_csv(tmp / "runs.csv", index=False, float_format="%.6g")
         bands_table(table).to_csv(tmp / "trajectories.csv", index=False, float_format="%.6g")
         worlds.to_csv(tmp / "worlds.csv", index=False, float_format="%.6g")
+        if not post.empty:
+            post.to_csv(tmp / "posterior.csv", index=False, float_format="%.6g")
+            plot_posterior(post, tmp / "posterior.png")
         plot_trajectories(table, tmp / "trajectories.png")
         plot_npv(runs, tmp / "npv.png")
         plot_worlds(worlds, tmp / "worlds.png")
-        text = summary(args, runs, worlds, runtime, command, int(table.quarter.max()))
+        text = summary(args, runs, worlds, runtime, command, int(table.quarter.max()), post)
         (tmp / "summary.md").write_text(text)
     print(text)
     return args.out

@@ -6,6 +6,7 @@ writes their results tables as Parquet into DIR (run it on the code the tables a
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -30,6 +31,14 @@ CASES = [
 ]
 
 
+def simd_signature() -> dict:
+    """numpy's version and the SIMD targets it dispatches to on this CPU: what decides the last bits."""
+    import numpy as np
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    return {"numpy": np.__version__, "dispatch": [t for t in __cpu_dispatch__ if __cpu_features__.get(t)]}
+
+
 def case_results(scenario: str, seed: int, quarters: int, overrides: dict):
     from cloudwar import CloudMarket
 
@@ -44,3 +53,5 @@ if __name__ == "__main__":
         table = case_results(scenario, seed, quarters, overrides).drop(columns="calendar")  # checked apart
         table.to_parquet(out / f"{name}.parquet", index=False)
         print("wrote", out / f"{name}.parquet")
+    (out / "platform.json").write_text(json.dumps(simd_signature(), indent=2) + "\n")
+    print("wrote", out / "platform.json")

@@ -15,7 +15,10 @@ from tests.conftest import ROOT
 
 PNG = b"\x89PNG\r\n\x1a\n"
 SCRIPTS = {
-    "margin_pain.py": (["runs.csv", "trajectories.csv", "worlds.csv"], ["trajectories.png", "npv.png", "worlds.png"]),
+    "margin_pain.py": (
+        ["runs.csv", "trajectories.csv", "worlds.csv", "posterior.csv"],
+        ["trajectories.png", "npv.png", "worlds.png", "posterior.png"],
+    ),
     "price_war.py": (["runs.csv", "trajectories.csv"], ["price_war.png"]),
     "capex_plans.py": (["runs.csv", "plans.csv"], ["capex_plans.png"]),
 }
@@ -49,7 +52,8 @@ def test_quick_mode_writes_tables_figures_and_summary(quick, name):
     cwd, out, done = quick[name]
     assert done.returncode == 0, done.stderr
     tables, figures = SCRIPTS[name]
-    assert sorted(p.name for p in out.iterdir()) == sorted([*tables, *figures, "summary.md", "store"])
+    stores = ["store", "store_posterior"] if name == "margin_pain.py" else ["store"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([*tables, *figures, "summary.md", *stores])
     for table in tables:
         assert len(pd.read_csv(out / table)) > 0
     for figure in figures:
@@ -64,8 +68,9 @@ def test_margin_pain_compares_arms_seed_by_seed(quick):
     assert done.returncode == 0, done.stderr
     runs = pd.read_csv(out / "runs.csv")
     assert set(runs.arm) == {"share_first", "share_first_harvest", "margin_discipline"}
-    assert set(runs.world) == {"baseline", "rivals_match", "weak_network", "low_switching", "all_harsh"}
-    assert runs.groupby(["world", "arm"]).seed.apply(sorted).map(tuple).nunique() == 1  # same seeds everywhere
+    assert set(runs.world) == {"baseline", "rivals_match", "weak_network", "low_switching", "all_harsh", "posterior"}
+    fixed = runs[runs.world != "posterior"]
+    assert fixed.groupby(["world", "arm"]).seed.apply(sorted).map(tuple).nunique() == 1  # same seeds everywhere
     worlds = pd.read_csv(out / "worlds.csv")
     assert worlds.p_higher_npv.between(0, 1).all()
     # In the first quarters the aggressive path is worth less than discipline: the pain.
@@ -74,6 +79,15 @@ def test_margin_pain_compares_arms_seed_by_seed(quick):
     # The quick run goes past the harvest quarter, so the harvest arm is a different path.
     harvest, forever = base.loc["share_first_harvest"], base.loc["share_first"]
     assert (harvest.margin_last_year > forever.margin_last_year).all()
+    # The posterior world: each draw runs every arm on the same seeds, and its table pairs them.
+    drawn = runs[runs.world == "posterior"]
+    assert drawn.groupby(["draw", "seed"]).arm.nunique().eq(3).all() and drawn.draw.nunique() == 2
+    post = pd.read_csv(out / "posterior.csv").set_index(["arm", "draw"])
+    paired = drawn.set_index(["arm", "draw", "seed"]).sort_index()
+    for (arm, draw), row in post.iterrows():
+        diff = paired.loc[(arm, draw)].value_bn - paired.loc[("margin_discipline", draw)].value_bn
+        assert row.value_difference_bn == pytest.approx(diff.mean(), rel=1e-5)
+    assert "Across the posterior: parameter uncertainty" in (out / "summary.md").read_text()
 
 
 def test_a_second_run_replaces_the_first(tmp_path):

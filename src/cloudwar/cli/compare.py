@@ -20,7 +20,7 @@ from cloudwar.cli.common import RUN_OPTIONS, interrupted, parse_sets, positive_i
 from cloudwar.cli.sweep import add_executor_arguments, show_progress, split_values
 from cloudwar.errors import ScenarioError, UsageError
 
-OPTIONS = {**RUN_OPTIONS, "arms": "--arm", "provider": "--provider"}
+OPTIONS = {**RUN_OPTIONS, "arms": "--arm", "provider": "--provider", "posterior": "--posterior"}
 
 
 def parse_arm(text: str) -> Any:
@@ -68,6 +68,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             scheduler=args.scheduler,
             connect_timeout=args.timeout,
             progress=show_progress(args),
+            posterior=args.posterior,
         )
     except KeyboardInterrupt as err:
         raise SystemExit(interrupted(err, "cloudwar", _saved([out / ARMS / a.name for a in arms]))) from None
@@ -90,7 +91,8 @@ def _print_differences(differences: Any, provider: str) -> None:
     shown["unit"] = shown["unit"].where(~money, "USD bn")
     columns = ["arm", "metric", "product", "unit", "reference", "mean", "difference", "low", "high"]
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
-        print(f"{provider} at the horizon, each arm minus the first; low-high: 90% t-interval over paired seeds")
+        interval = shown["interval"].iloc[0] if len(shown) else ""
+        print(f"{provider} at the horizon, each arm minus the first; low-high: {interval}")
         print(shown[columns].to_string(index=False))
 
 
@@ -162,6 +164,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cmp.add_argument("--seeds", type=positive_int, default=8, help="paired replicates per arm (default: 8)")
     cmp.add_argument("--seed", type=seed_int, default=0, help="master seed; run seeds derive from it (default: 0)")
     cmp.add_argument("--provider", help="the provider the figure and the printed table follow (default: the first)")
+    cmp.add_argument(
+        "--posterior",
+        type=seed_int,
+        default=0,
+        metavar="K",
+        help="run every arm on K parameter sets drawn from the shipped posterior (parameter uncertainty; the "
+        "interval is then 5-95%% across draws); default 0: the calibrated point only",
+    )
     add_executor_arguments(cmp)
     cmp.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a terminal)"

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cloudwar.cli import backtest, compare, sensitivity, serve, sweep
+from cloudwar.cli import backtest, calibrate, compare, sensitivity, serve, sweep
 from cloudwar.cli.common import RUN_OPTIONS, Parser, guard, parse_sets, positive_int, seed_int
 from cloudwar.errors import EXIT_USAGE
 
@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     desc.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override, as for run")
     desc.set_defaults(func=cmd_describe)
 
-    for module in (sweep, sensitivity, compare, backtest, serve):
+    for module in (sweep, sensitivity, compare, backtest, calibrate, serve):
         module.register(sub)
     return parser
 

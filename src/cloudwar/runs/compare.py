@@ -19,6 +19,14 @@ seed changed is refused (before anything runs) with one line naming it.
 * ``compare.png``: one panel per headline metric, one band per arm (median and 10-90% over
   seeds) over calendar time, for one provider.
 
+With ``posterior=K``, every arm runs ``K`` parameter sets drawn from the shipped posterior
+(:func:`cloudwar.runs.posterior.load_posterior`, the same draws in every arm, each refitted to
+start where the arm's scenario starts) x ``seeds`` replicates, paired by draw and replicate. The
+difference is then the mean over draws of each draw's mean paired difference, and ``low``-``high``
+the 5-95% quantiles of the per-draw differences across draws: parameter uncertainty, with the
+Monte Carlo noise of ``seeds`` replicates inside each draw (column ``interval`` says which).
+Keys an arm or ``fixed`` sets are not drawn.
+
 :func:`ensemble` is the one-arm case that ``cloudwar run --seeds N`` uses: the tidy results of
 every seed with a ``seed`` column, quantiles at the horizon and a band figure per provider.
 """
@@ -78,11 +86,17 @@ class CompareResult:
 
 
 def plan_arms(
-    arms: Sequence[Arm], seeds: int, seed: int = 0, fixed: dict[str, Any] | None = None, minimum: int = 2
+    arms: Sequence[Arm],
+    seeds: int,
+    seed: int = 0,
+    fixed: dict[str, Any] | None = None,
+    minimum: int = 2,
+    posterior: int = 0,
 ) -> list[Design]:
     """One design per arm (validated, one line naming the arm and key otherwise), the same seeds in each.
 
-    ``fixed`` applies to every arm, before the arm's own overrides (an arm's own keys win).
+    ``fixed`` applies to every arm, before the arm's own overrides (an arm's own keys win). With
+    ``posterior`` draws, each arm's points are the draws (module docstring).
     """
     if len(arms) < minimum:
         raise SweepError(f"arms: a comparison needs at least {minimum} arms, got {len(arms)}", param="arms")
@@ -95,19 +109,35 @@ def plan_arms(
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise SweepError(f"arms: the name {twice[0]!r} is given twice (every arm needs its own name)", param="arms")
+    if isinstance(posterior, bool) or not isinstance(posterior, int) or posterior < 0:
+        raise SweepError(f"posterior must be a whole number of draws >= 0, got {posterior}", param="posterior")
     designs = []
     for arm in arms:
+        own = {**(fixed or {}), **arm.overrides}
         try:
+            if posterior:
+                from cloudwar.runs.posterior import load_posterior
+
+                draws = load_posterior().overrides(posterior, arm.scenario, seed=seed, fixed=own, exclude=set(own))
+                labels, points = ("arm", "draw"), [(arm.name, d) for d in range(posterior)]
+                overrides = [{**draw, **own} for draw in draws]
+            else:
+                labels, points, overrides = ("arm",), [(arm.name,)], [own]
             designs.append(
                 plan_design(
                     arm.scenario,
-                    ("arm",),
-                    [(arm.name,)],
-                    overrides=[{**(fixed or {}), **arm.overrides}],
+                    labels,
+                    points,
+                    overrides=overrides,
                     seeds=seeds,
                     seed=seed,
                     metrics="summary",
-                    design={"arm": arm.name, "scenario": str(arm.scenario), "overrides": arm.overrides},
+                    design={
+                        "arm": arm.name,
+                        "scenario": str(arm.scenario),
+                        "overrides": arm.overrides,
+                        "posterior": posterior,
+                    },  # fmt: skip
                 )
             )
         except SweepError as err:
@@ -170,7 +200,8 @@ def arm_results(folder: Path) -> pd.DataFrame:
         raise SweepError(
             f"{len(failed)} runs of {folder} ended with an error, e.g. run {first['run']}: {first['error']}"
         )
-    table = metrics.merge(runs[["run", "replicate", "seed"]], on="run", how="left", sort=False)
+    keep = ["run", "replicate", "seed", *(["draw"] if "draw" in runs.columns else [])]
+    table = metrics.merge(runs[keep], on="run", how="left", sort=False)
     return table.drop(columns="run")
 
 
@@ -191,7 +222,8 @@ def horizon_values(results: pd.DataFrame) -> pd.DataFrame:
     last = last[last["provider"] != "all"]
     keep = pd.MultiIndex.from_tuples([(m, k) for m, k, *_ in headline(results)])
     picked = last[pd.MultiIndex.from_frame(last[["metric", "product"]].astype(object)).isin(keep)]
-    return picked[["replicate", "seed", "provider", "metric", "product", "value"]].reset_index(drop=True)
+    draw = ["draw"] if "draw" in picked.columns else []
+    return picked[[*draw, "replicate", "seed", "provider", "metric", "product", "value"]].reset_index(drop=True)
 
 
 def t_interval(differences: np.ndarray, coverage: float = INTERVAL) -> tuple[float, float, float]:
@@ -215,7 +247,8 @@ def paired_differences(values: pd.DataFrame) -> pd.DataFrame:
     """
     units = {(m, k): UNITS[u] for m, k, _, u, _ in headline(values)}
     arms = list(pd.unique(values["arm"]))
-    keys = ["replicate", "provider", "metric", "product"]
+    drawn = "draw" in values.columns and values["draw"].notna().all()
+    keys = [*(["draw"] if drawn else []), "replicate", "provider", "metric", "product"]
     reference = values[values["arm"] == arms[0]].set_index(keys)
     rows = []
     for arm in arms[1:]:
@@ -225,7 +258,12 @@ def paired_differences(values: pd.DataFrame) -> pd.DataFrame:
             raise SweepError(f"arm {arm}: its replicates ran other seeds than arm {arms[0]}'s (not paired)")
         for (provider, metric, product), group in pairs.groupby(level=["provider", "metric", "product"], sort=False):
             diff = group["value"].to_numpy() - group["value_ref"].to_numpy()
-            mean, low, high = t_interval(diff)
+            if drawn:
+                per_draw = pd.Series(diff, index=group.index.get_level_values("draw")).groupby(level=0).mean()
+                mean = float(per_draw.mean())
+                low, high = (float(q) for q in np.percentile(per_draw.to_numpy(), [5, 95]))
+            else:
+                mean, low, high = t_interval(diff)
             rows.append(
                 {
                     "arm": arm,
@@ -233,7 +271,9 @@ def paired_differences(values: pd.DataFrame) -> pd.DataFrame:
                     "metric": metric,
                     "product": product,
                     "unit": units[(metric, product)],
-                    "seeds": len(diff),
+                    "seeds": len(diff) // (int(per_draw.size) if drawn else 1),
+                    "draws": int(per_draw.size) if drawn else 0,
+                    "interval": "5-95% across posterior draws" if drawn else f"{INTERVAL:.0%} t over seeds",
                     "reference": float(group["value_ref"].mean()),
                     "mean": float(group["value"].mean()),
                     "difference": mean,
@@ -295,7 +335,8 @@ def band_figure(
             ]
             if sel.empty:
                 continue
-            wide = sel.pivot_table(index="replicate", columns="quarter", values="value")
+            index = ["draw", "replicate"] if "draw" in sel.columns else "replicate"
+            wide = sel.pivot_table(index=index, columns="quarter", values="value")
             wide.columns = calendar_index(start, wide.columns)
             band(ax, wide, name, colour, scale)
         ax.set_title(label + (f", {provider}" if provider else ""))
@@ -325,15 +366,18 @@ def compare(
     scheduler: str | None = None,
     connect_timeout: float = 10.0,
     progress: bool = False,
+    posterior: int = 0,
 ) -> CompareResult:
     """Run ``seeds`` paired replicates of every arm into ``out`` (resumable) and write compare.csv and compare.png.
+
+    ``posterior``: draws from the shipped posterior per arm (module docstring); 0 for the calibrated point.
 
     ``provider``: the provider the figure follows (default: the first arm's first provider; it
     must be in every arm). Everything is validated before anything is run or written.
     """
     out = check_out_folder(out)
     arms = [arm if isinstance(arm, Arm) else Arm(*arm) for arm in arms]
-    designs = plan_arms(arms, seeds, seed, fixed)
+    designs = plan_arms(arms, seeds, seed, fixed, posterior=posterior)
     names = [arm.name for arm in arms]
     providers = [[p["name"] for p in d.scenario.get("providers", [])] for d in designs]
     provider = provider if provider is not None else (providers[0][0] if providers[0] else "")
@@ -367,7 +411,8 @@ def compare(
         from cloudwar.plots import FIGURE_DPI
 
         differences.to_csv(tmp / "compare.csv", index=False)
-        title = f"{' vs '.join(names)}: {seeds} paired seeds (median, 10-90%)"
+        runs = f"{posterior} posterior draws x {seeds} paired seeds" if posterior else f"{seeds} paired seeds"
+        title = f"{' vs '.join(names)}: {runs} (median, 10-90%)"
         band_figure(ensembles, provider, title).savefig(tmp / "compare.png", dpi=FIGURE_DPI)
 
     write_atomically(out, write)
