@@ -15,9 +15,15 @@ Outcomes (Alibaba at the horizon): NPV of free cash flow, enterprise value (NPV 
 value, the scenario's ``[valuation]``), China AI revenue and customer shares (and volume share
 where the results have it).
 
+Across the posterior (``--posterior K``, default 20; ``--posterior-seeds S``, default 2): the
+same design on K parameter sets drawn from the shipped posterior (each with the start matched,
+:meth:`cloudwar.runs.posterior.Posterior.overrides`) x S seeds; every effect is computed per draw
+(mean over its seeds) and reported as its median and 5-95% across draws: parameter uncertainty.
+Those runs go to ``OUT/store_posterior``; ``posterior.csv`` has every draw's effects.
+
 Usage::
 
-    python experiments/attribution.py                # 50 seeds x 13 strategies, 10,000 enterprises, 40 quarters
+    python experiments/attribution.py                # 50 seeds x 13 strategies + 20 draws x 2 seeds x 13, 10,000 enterprises
     python experiments/attribution.py --quick        # seconds; a smoke test, not a result
 
 Writes, atomically, into ``--out`` (default ``out/attribution``): ``attribution.csv`` (effects and
@@ -36,12 +42,25 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import fixed_values, main, matplotlib_pyplot, output_folder, parse_run_args, positive_int, ran_on, run_arms
+from _common import (
+    fixed_values,
+    main,
+    matplotlib_pyplot,
+    output_folder,
+    parse_run_args,
+    positive_int,
+    ran_on,
+    run_arms,
+    seed,
+)
 
 from cloudwar.errors import UsageError
 from cloudwar.runs import attribution as attr
 
 QUICK = {"seeds": 3, "enterprises": 2000, "quarters": 16}  # past the harvest quarter 13, so the harvest acts
+POSTERIOR = {"posterior": 20, "posterior_seeds": 2}  # draws x seeds of the parameter-uncertainty design
+QUICK_POSTERIOR = {"posterior": 2, "posterior_seeds": 1}
+POSTERIOR_STORE = "store_posterior"
 SEEDS = 50
 KIND_ORDER = ("main", "interaction", "alone", "dropped", "contrast")
 
@@ -64,6 +83,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             metavar="Q",
             help="another harvest quarter of the full playbook, beside the factorial (repeatable; default 3; 0: none)",
         )
+        parser.add_argument("--posterior", type=seed, default=None,
+                            help="draws from the shipped posterior for the same design (default 20; 0: none)")  # fmt: skip
+        parser.add_argument("--posterior-seeds", type=positive_int, default=None, help="seeds per draw (default 2)")
 
     args = parse_run_args("attribution.py", __doc__, "attribution", SEEDS, QUICK, argv, extra=extra)
     from cloudwar import load_scenario
@@ -78,6 +100,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if option == "--also-harvest" and q == args.harvest_quarter:
             raise UsageError(f"--also-harvest {q} is the factorial's own harvest quarter (--harvest-quarter)")
     args.also_harvest = sorted(set(args.also_harvest))
+    for key, value in (QUICK_POSTERIOR if args.quick else POSTERIOR).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     return args
 
 
@@ -199,18 +224,76 @@ def summary(args, effects: pd.DataFrame, corners: pd.DataFrame, runtime: float, 
     return "\n".join(lines)
 
 
+def posterior_effects(args: argparse.Namespace, arms: list) -> pd.DataFrame:
+    """Every effect and contrast per posterior draw (mean over the draw's seeds): the design on each draw."""
+    from cloudwar.runs.posterior import load_posterior
+
+    draws = load_posterior().overrides(args.posterior, "baseline", seed=args.seed, fixed=fixed_values(args))
+    drawn = [
+        ({**labels, "draw": d}, {**draw, **overrides}) for d, draw in enumerate(draws) for labels, overrides in arms
+    ]
+    keep = attr.metric_triples(attr.outcomes())
+    table = run_arms(args, "attribution.py", drawn, keep, fixed_values(args), args.posterior_seeds, POSTERIOR_STORE)
+    frames = []
+    for d, part in table.groupby("draw", sort=True):
+        _, _, effects = attribute(part.drop(columns="draw"), args)
+        frames.append(effects[["outcome", "unit", "kind", "effect", "estimate"]].assign(draw=d))
+    return pd.concat(frames, ignore_index=True)
+
+
+def posterior_summary(per_draw: pd.DataFrame) -> pd.DataFrame:
+    """Per effect: median, 5% and 95% across draws, and the share of draws in which it is positive."""
+    rows = []
+    for (outcome, unit, kind, effect), group in per_draw.groupby(["outcome", "unit", "kind", "effect"], sort=False):
+        low, mid, high = np.percentile(group["estimate"], [5, 50, 95])
+        rows.append({"outcome": outcome, "unit": unit, "kind": kind, "effect": effect, "draws": len(group),
+                     "median": mid, "p05": low, "p95": high, "share_positive": float((group["estimate"] > 0).mean())})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def posterior_markdown(args: argparse.Namespace, post: pd.DataFrame) -> list[str]:
+    """The effects alone and the named contrasts across the posterior, as a markdown table."""
+    if post.empty:
+        return []
+    chosen = [o for o in attr.outcomes() if o.name in set(post["outcome"])]
+    table = post.set_index(["kind", "effect", "outcome"])
+    lines = [
+        f"## Across the posterior: parameter uncertainty ({args.posterior} draws x {args.posterior_seeds} seeds)",
+        "",
+        "Each cell: the median over posterior draws of the draw's effect (mean over its seeds), and its 5-95% "
+        "across draws; the share of draws in which it is positive in the last column (for the first outcome).",
+        "",
+        "| kind | effect | " + " | ".join(f"{o.label} ({o.shown})" for o in chosen) + " | draws > 0 |",
+        "|---|---|" + "---|" * len(chosen) + "---|",
+    ]
+    for kind in ("alone", "contrast"):
+        for effect in pd.unique(post.loc[post["kind"] == kind, "effect"]):
+            cells = []
+            for o in chosen:
+                r = table.loc[(kind, effect, o.name)]
+                cells.append(f"{r['median'] * o.scale:+,.1f} [{r['p05'] * o.scale:+,.1f}, {r['p95'] * o.scale:+,.1f}]")
+            share = table.loc[(kind, effect, chosen[0].name)]["share_positive"]
+            lines.append(f"| {kind} | {effect} | " + " | ".join(cells) + f" | {share:.0%} |")
+    return ["", *lines, ""]
+
+
 def run(args: argparse.Namespace, command: str) -> Path:
     start = time.perf_counter()
     _, arms = attr.corner_arms(args.harvest_quarter, args.also_harvest)
     table = run_arms(args, "attribution.py", arms, attr.metric_triples(attr.outcomes()), fixed_values(args))
+    per_draw = posterior_effects(args, arms) if args.posterior else pd.DataFrame()
+    post = posterior_summary(per_draw) if args.posterior else pd.DataFrame()
     runtime = time.perf_counter() - start
     runs, corners, effects = attribute(table, args)
     with output_folder(args.out) as tmp:
         effects.to_csv(tmp / "attribution.csv", index=False)
         corners.to_csv(tmp / "corners.csv", index=False)
         runs.to_csv(tmp / "runs.csv", index=False)
+        if not post.empty:
+            per_draw.to_csv(tmp / "posterior.csv", index=False)
         plot_effects(effects, tmp / "attribution.png")
         text = summary(args, effects, corners, runtime, command, int(table["quarter"].max()))
+        text += "\n".join(posterior_markdown(args, post))
         (tmp / "summary.md").write_text(text)
     print(text)
     return args.out

@@ -17,7 +17,8 @@ import pytest
 from cloudwar.runs import attribution as attr
 from tests.test_experiments import script as run_script
 
-TINY = ["--seeds", "2", "--enterprises", "1500", "--quarters", "8", "--harvest-quarter", "5", "--also-harvest", "3"]
+TINY = ["--seeds", "2", "--enterprises", "1500", "--quarters", "8", "--harvest-quarter", "5", "--also-harvest", "3",
+        "--posterior", "2", "--posterior-seeds", "1"]  # fmt: skip
 RUNS = 13 * 2  # 12 distinct corner strategies + 1 extra harvest arm, 2 seeds
 TABLES = ("attribution.csv", "corners.csv", "runs.csv")
 
@@ -100,7 +101,9 @@ def test_factorial_effects_of_a_known_response():
 
 def test_tiny_run_writes_tables_figure_and_summary(tiny):
     _, out, done = tiny
-    assert sorted(p.name for p in out.iterdir()) == sorted([*TABLES, "attribution.png", "summary.md", "store"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*TABLES, "posterior.csv", "attribution.png", "summary.md", "store", "store_posterior"]
+    )
     assert (out / "attribution.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"ran {RUNS} of {RUNS} runs" in done.stderr
     effects = pd.read_csv(out / "attribution.csv")
@@ -179,3 +182,24 @@ def test_bad_options_give_one_line_and_write_nothing(tmp_path, bad):
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "attribution.py: error:" in done.stderr, done.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_effects_across_the_posterior_are_each_draws_paired_differences(tiny):
+    """posterior.csv: every effect for each of the 2 draws; an effect alone is that draw's corner minus
+    margin discipline's, from the posterior store's runs (1 seed each)."""
+    from cloudwar.runs.store import read_sweep
+
+    _, out, done = tiny
+    assert done.returncode == 0, done.stderr
+    per_draw = pd.read_csv(out / "posterior.csv")
+    assert sorted(per_draw["draw"].unique()) == [0, 1]
+    runs, metrics = read_sweep(out / "store_posterior")
+    last = metrics[
+        (metrics.metric == "npv") & (metrics.provider == "Alibaba") & (metrics.quarter == metrics.quarter.max())
+    ]
+    npv = last.merge(runs[["run", "arm", "draw"]], on="run").set_index(["draw", "arm"])["value"]
+    for d in (0, 1):
+        row = per_draw[(per_draw.draw == d) & (per_draw.kind == "alone") & (per_draw.effect == "ecosystem")
+                       & (per_draw.outcome == "npv")]  # fmt: skip
+        assert row["estimate"].iloc[0] == pytest.approx(npv[(d, "ecosystem")] - npv[(d, "none")], rel=1e-9)
+    assert "Across the posterior: parameter uncertainty (2 draws x 1 seeds)" in (out / "summary.md").read_text()
