@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 .venv/bin/ruff check src tests experiments benchmarks
-exec .venv/bin/python -m pytest "$@"
+# Two pytest processes, each running whole test files (--dist loadfile: a module's fixtures are built
+# once, and its tests run in their order); arguments after can override, e.g. `-n 0` for one process.
+exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"

@@ -201,6 +201,9 @@ def test_dashboard_steps_resets_and_reports_bad_controls(page: Page, browser: Br
     seed = page.get_by_label("Random seed", exact=True)
     seed.fill("7")
     seed.press("Enter")
+    # The controls have redrawn with the pending change before the preset's menu is opened (on a
+    # loaded machine its option once never appeared: the click may have landed during that redraw).
+    expect(stale(page)).to_contain_text("seed: 0 \u2192 7")
     choose(page, "Scenario preset", "calvano_duopoly")
     reset(page)
     expect(quarter(page)).to_have_text("Quarter 0 of 30")
