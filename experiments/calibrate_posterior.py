@@ -1,6 +1,6 @@
 """Make the shipped posterior: ``cloudwar calibrate`` with the shipped settings, then copy it into the package.
 
-Runs (or resumes) ``cloudwar calibrate --out OUT --population 1000 --generations 15 --seed 0 --workers 2``
+Runs (or resumes) ``cloudwar calibrate --out OUT --population 1000 --generations 25 --seed 0 --workers 2``
 over the history scenario at its own size (10,000 enterprises, the size the experiments use), then
 writes ``cloudwar/scenario/data/posterior.csv`` (the kept particles and their weights) and
 ``posterior.json`` (the command, runs, wall time, the parameter table and the generations), and
@@ -8,7 +8,7 @@ copies the figure to ``docs/figures/posterior.png``. Experiments draw from the s
 (:func:`cloudwar.runs.posterior.load_posterior`).
 
 Usage: python experiments/calibrate_posterior.py [--out out/posterior] [--workers 2 | --scheduler ADDR]
-       [--population 1000] [--generations 15] [--seed 0] [--no-ship]
+       [--population 1000] [--generations 25] [--seed 0] [--no-ship]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = Parser(prog="calibrate_posterior.py", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("out/posterior"), help="the calibration's folder")
     parser.add_argument("--population", type=int, default=1000, help="particles per generation (default 1000)")
-    parser.add_argument("--generations", type=int, default=15, help="most generations (default 15)")
+    parser.add_argument("--generations", type=int, default=25, help="most generations (default 25)")
     parser.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
     parser.add_argument("--workers", type=int, default=None, help="local workers (default 2)")
     parser.add_argument("--scheduler", help="a Dask scheduler's address instead of local workers")

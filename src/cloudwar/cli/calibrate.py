@@ -1,6 +1,6 @@
 """``cloudwar calibrate``: the posterior of the uncertain parameters, fitted to history.csv by ABC.
 
-``cloudwar calibrate --out runs/posterior [--population 1000] [--generations 15] [--workers W | --scheduler ADDR]``
+``cloudwar calibrate --out runs/posterior [--population 1000] [--generations 25] [--workers W | --scheduler ADDR]``
 
 Adaptive population Monte Carlo ABC over the history scenario (2023Q3-2025Q3) at its own size
 (10,000 enterprises, one seed per particle); machinery and method: :mod:`cloudwar.runs.posterior`.
@@ -102,7 +102,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0.05,
         help="stop when fewer new particles than this fall within the last tolerance (default: 0.05)",
     )
-    parser.add_argument("--generations", type=positive_int, default=15, help="most generations (default: 15)")
+    parser.add_argument("--generations", type=positive_int, default=25, help="most generations (default: 25)")
     parser.add_argument("--seed", type=seed_int, default=0, help="master seed (default: 0)")
     add_executor_arguments(parser)
     parser.add_argument(

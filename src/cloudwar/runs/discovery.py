@@ -76,9 +76,9 @@ UNCERTAINTIES: tuple[Uncertainty, ...] = (
     Uncertainty(
         "cloud_demand_growth",
         "products.cloud.demand_growth",
-        0.40,
-        0.70,
-        "baseline 0.542 a year (calibrated to world cloud +27.5%, Synergy +25-30%); about +-25%",
+        0.35,
+        0.60,
+        "baseline 0.466 a year (calibrated to world cloud +27.5%, Synergy +25-30%); about +-25%",
     ),
     Uncertainty(
         "ecosystem_decay",

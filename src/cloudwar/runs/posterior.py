@@ -1,6 +1,6 @@
 """Calibration as inference: a posterior over the model's uncertain parameters, fitted to history.
 
-``calibrate(out="runs/posterior", population=800) -> Calibration``
+``calibrate(out="runs/posterior", Settings(population=1000, generations=25)) -> Calibration``
 
 Method: adaptive population Monte Carlo ABC (APMC; Lenormand, Jabot & Deffuant 2013, "Adaptive
 approximate Bayesian computation for complex models", Computational Statistics 28), a sequential
@@ -534,7 +534,7 @@ class Settings:
     population: int = 1000
     keep: float = 0.5
     min_acceptance: float = 0.05
-    generations: int = 15
+    generations: int = 25
     seed: int = 0
     priors: tuple[Prior, ...] = PRIORS
 
