@@ -37,6 +37,9 @@ from cloudwar.runs.output import check_out_folder, output_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 STORE = "store"  # the runs of an experiment, inside its --out (resumable)
+POSTERIOR_STORE = "store_posterior"  # the runs of its posterior world, beside it
+POSTERIOR = {"posterior": 20, "posterior_seeds": 2}  # draws x seeds of an experiment's posterior runs
+QUICK_POSTERIOR = {"posterior": 2, "posterior_seeds": 1}
 OPTIONS = {**RUN_OPTIONS, "sessions": "--sessions"}
 __all__ = ["Parser", "output_folder", "positive_int", "seed"]
 
@@ -196,6 +199,72 @@ def run_arms(
         raise SweepError(f"{len(failed)} runs ended with an error, e.g. run {first['run']}: {first['error']}")
     table = metrics.merge(runs[["run", *labels, "seed"]], on="run", how="left", sort=False)
     return table.drop(columns=["run", "calendar"], errors="ignore")  # quarters are steps here; figures label them
+
+
+# --------------------------------------------------------------------------------------------
+# Across the posterior: the same arms on parameter sets drawn from the shipped posterior
+# --------------------------------------------------------------------------------------------
+def add_posterior_options(parser: argparse.ArgumentParser, draws: int, seeds: int) -> None:
+    """``--posterior K`` (draws; 0: none) and ``--posterior-seeds S`` (seeds per draw)."""
+    parser.add_argument(
+        "--posterior",
+        type=seed,
+        default=None,
+        help=f"draws from the shipped posterior, each running every arm (default {draws}; 0: none)",
+    )
+    parser.add_argument("--posterior-seeds", type=positive_int, default=None, help=f"seeds per draw (default {seeds})")
+
+
+def fill_posterior_defaults(args: argparse.Namespace, quick: dict[str, int], full: dict[str, int]) -> None:
+    for key, value in (quick if args.quick else full).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
+def run_posterior_arms(
+    args: argparse.Namespace,
+    name: str,
+    arms: Sequence[tuple[dict[str, Any], dict[str, Any]]],
+    keep: Sequence[tuple[str, str, str]],
+    fixed: dict[str, Any],
+) -> pd.DataFrame:
+    """Every arm on ``args.posterior`` draws from the shipped posterior x ``args.posterior_seeds`` seeds,
+    paired by draw and seed, into ``OUT/store_posterior``; the tidy table with a ``draw`` column.
+
+    Each draw's overrides come first and the arm's own win; each draw's qualities are refitted so the
+    baseline starts where its calibrated point does (:meth:`cloudwar.runs.posterior.Posterior.overrides`).
+    """
+    from cloudwar.runs.posterior import load_posterior
+
+    draws = load_posterior().overrides(args.posterior, "baseline", seed=args.seed, fixed=fixed)
+    drawn = [
+        ({**labels, "draw": d}, {**draw, **overrides}) for d, draw in enumerate(draws) for labels, overrides in arms
+    ]
+    return run_arms(args, name, drawn, keep, fixed, args.posterior_seeds, POSTERIOR_STORE)
+
+
+def per_draw_differences(
+    runs: pd.DataFrame, arm: str, reference: str, columns: Sequence[str], within: Sequence[str] = ()
+) -> pd.DataFrame:
+    """Per draw (and ``within`` groups), each arm's mean over the draw's seeds of (arm - ``reference``), paired
+    by draw and seed: one row per arm, draw and group, the ``columns`` as differences."""
+    index = [*within, "draw", "seed"]
+    base = runs[runs[arm] == reference].set_index(index)[list(columns)]
+    rows = []
+    for name in pd.unique(runs[arm]):
+        if name == reference:
+            continue
+        mine = runs[runs[arm] == name].set_index(index)[list(columns)].reindex(base.index)
+        diff = (mine - base).groupby(level=[*within, "draw"]).mean().reset_index()
+        diff.insert(0, arm, name)
+        rows.append(diff)
+    return pd.concat(rows, ignore_index=True)
+
+
+def draw_interval(values: Any, scale: float = 1.0, digits: int = 1) -> str:
+    """'median (5-95%: low to high)' across posterior draws, signed."""
+    low, mid, high = np.nanpercentile(np.asarray(values, dtype=float) * scale, [5, 50, 95])
+    return f"{mid:+,.{digits}f} ({low:+,.{digits}f} to {high:+,.{digits}f})"
 
 
 def series(table: pd.DataFrame, metric: str, provider: str, region: str = "all", product: str = "all") -> pd.DataFrame:

@@ -43,6 +43,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from _common import (
+    POSTERIOR,
+    QUICK_POSTERIOR,
+    add_posterior_options,
+    fill_posterior_defaults,
     fixed_values,
     main,
     matplotlib_pyplot,
@@ -51,16 +55,13 @@ from _common import (
     positive_int,
     ran_on,
     run_arms,
-    seed,
+    run_posterior_arms,
 )
 
 from cloudwar.errors import UsageError
 from cloudwar.runs import attribution as attr
 
 QUICK = {"seeds": 3, "enterprises": 2000, "quarters": 16}  # past the harvest quarter 13, so the harvest acts
-POSTERIOR = {"posterior": 20, "posterior_seeds": 2}  # draws x seeds of the parameter-uncertainty design
-QUICK_POSTERIOR = {"posterior": 2, "posterior_seeds": 1}
-POSTERIOR_STORE = "store_posterior"
 SEEDS = 50
 KIND_ORDER = ("main", "interaction", "alone", "dropped", "contrast")
 
@@ -83,9 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             metavar="Q",
             help="another harvest quarter of the full playbook, beside the factorial (repeatable; default 3; 0: none)",
         )
-        parser.add_argument("--posterior", type=seed, default=None,
-                            help="draws from the shipped posterior for the same design (default 20; 0: none)")  # fmt: skip
-        parser.add_argument("--posterior-seeds", type=positive_int, default=None, help="seeds per draw (default 2)")
+        add_posterior_options(parser, POSTERIOR["posterior"], POSTERIOR["posterior_seeds"])
 
     args = parse_run_args("attribution.py", __doc__, "attribution", SEEDS, QUICK, argv, extra=extra)
     from cloudwar import load_scenario
@@ -100,9 +99,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if option == "--also-harvest" and q == args.harvest_quarter:
             raise UsageError(f"--also-harvest {q} is the factorial's own harvest quarter (--harvest-quarter)")
     args.also_harvest = sorted(set(args.also_harvest))
-    for key, value in (QUICK_POSTERIOR if args.quick else POSTERIOR).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    fill_posterior_defaults(args, QUICK_POSTERIOR, POSTERIOR)
     return args
 
 
@@ -226,14 +223,8 @@ def summary(args, effects: pd.DataFrame, corners: pd.DataFrame, runtime: float, 
 
 def posterior_effects(args: argparse.Namespace, arms: list) -> pd.DataFrame:
     """Every effect and contrast per posterior draw (mean over the draw's seeds): the design on each draw."""
-    from cloudwar.runs.posterior import load_posterior
-
-    draws = load_posterior().overrides(args.posterior, "baseline", seed=args.seed, fixed=fixed_values(args))
-    drawn = [
-        ({**labels, "draw": d}, {**draw, **overrides}) for d, draw in enumerate(draws) for labels, overrides in arms
-    ]
     keep = attr.metric_triples(attr.outcomes())
-    table = run_arms(args, "attribution.py", drawn, keep, fixed_values(args), args.posterior_seeds, POSTERIOR_STORE)
+    table = run_posterior_arms(args, "attribution.py", arms, keep, fixed_values(args))
     frames = []
     for d, part in table.groupby("draw", sort=True):
         _, _, effects = attribute(part.drop(columns="draw"), args)

@@ -17,7 +17,12 @@ Usage::
     python experiments/capex_plans.py --quick       # seconds; a smoke test, not a result
 
 Writes, atomically, into ``--out`` (default ``out/capex_plans``): ``runs.csv`` (one row per run),
-``plans.csv`` (medians per plan and playbook), ``capex_plans.png`` and ``summary.md``.
+``plans.csv`` (medians per plan and playbook), ``posterior.csv``, ``capex_plans.png`` and ``summary.md``.
+
+Across the posterior (``--posterior K``, default 20, x ``--posterior-seeds S``, default 2): every
+plan and playbook on K parameter sets drawn from the shipped posterior (each start matched),
+paired by draw and seed; each plan minus building for demand per draw in ``posterior.csv``, the
+median and 5-95% across draws in the summary (runs in ``OUT/store_posterior``).
 """
 
 from __future__ import annotations
@@ -29,14 +34,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from _common import (
+    POSTERIOR,
+    QUICK_POSTERIOR,
+    add_posterior_options,
+    draw_interval,
+    fill_posterior_defaults,
     fixed_values,
     main,
     matplotlib_pyplot,
     output_folder,
     parse_run_args,
+    per_draw_differences,
     quantiles,
     ran_on,
     run_arms,
+    run_posterior_arms,
     series,
     terminal_value,
 )
@@ -66,12 +78,25 @@ KEEP = (
     ("revenue_share", "all", "cloud"),
 )
 QUICK = {"seeds": 3, "enterprises": 2000, "quarters": 16}  # past harvest_quarter 13, so the harvest arm harvests
+#: Each plan against building for demand across the posterior: column -> (label, scale, unit).
+POSTERIOR_COLUMNS = {
+    "npv_bn": ("NPV", 1, "USD bn"),
+    "value_bn": ("NPV + terminal value", 1, "USD bn"),
+    "share_China_cloud_mean": ("China cloud share, mean", 100, "points"),
+    "utilisation_first_3y": ("utilisation, first 3 years", 100, "points"),
+}
 MARKERS = {"share_first": "o", "share_first_harvest": "s"}
 
 
 def parse_args(argv: list[str] | None = None):
     """Command-line options."""
-    return parse_run_args("capex_plans.py", __doc__, "capex_plans", 60, QUICK, argv)
+
+    def extra(parser) -> None:
+        add_posterior_options(parser, POSTERIOR["posterior"], POSTERIOR["posterior_seeds"])
+
+    args = parse_run_args("capex_plans.py", __doc__, "capex_plans", 60, QUICK, argv, extra)
+    fill_posterior_defaults(args, QUICK_POSTERIOR, POSTERIOR)
+    return args
 
 
 def _arms(args) -> tuple[list[tuple[dict, dict]], dict]:
@@ -176,6 +201,28 @@ def summary(args, runs: pd.DataFrame, runtime: float, command: str, quarters: in
     return "\n".join(lines) + "\n"
 
 
+def posterior_lines(args, post: pd.DataFrame) -> list[str]:
+    """Each plan against building for demand across the posterior, as a markdown section."""
+    if post.empty:
+        return []
+    lines = [
+        "",
+        f"## Across the posterior: parameter uncertainty ({args.posterior} draws x {args.posterior_seeds} seeds)",
+        "",
+        "Each plan minus building for demand, same playbook, paired by draw and seed: the median over draws of "
+        "each draw's mean over its seeds, and its 5-95% across draws.",
+        "",
+        "| plan | playbook | "
+        + " | ".join(f"{label} ({unit})" for label, _, unit in POSTERIOR_COLUMNS.values())
+        + " |",
+        "|---|---|" + "---|" * len(POSTERIOR_COLUMNS),
+    ]
+    for (plan, playbook), r in post.groupby(["plan", "playbook"], sort=False):
+        cells = [draw_interval(r[c], scale) for c, (_, scale, _) in POSTERIOR_COLUMNS.items()]
+        lines.append(f"| {plan} | {playbook} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def run(args, command: str) -> Path:
     from cloudwar import load_scenario
 
@@ -183,14 +230,20 @@ def run(args, command: str) -> Path:
     start = time.perf_counter()
     arms, fixed = _arms(args)
     table = run_arms(args, "capex_plans.py", arms, KEEP, fixed)
+    post = pd.DataFrame()
+    if args.posterior:
+        drawn = runs_table(run_posterior_arms(args, "capex_plans.py", arms, KEEP, fixed), discount_rate)
+        post = per_draw_differences(drawn, "plan", "for demand", list(POSTERIOR_COLUMNS), within=["playbook"])
     runtime = time.perf_counter() - start
     runs = runs_table(table, discount_rate)
     plans = runs.groupby(["plan", "playbook"], sort=False).median(numeric_only=True).drop(columns="seed").reset_index()
     with output_folder(args.out) as tmp:
         runs.to_csv(tmp / "runs.csv", index=False, float_format="%.6g")
         plans.to_csv(tmp / "plans.csv", index=False, float_format="%.6g")
+        if not post.empty:
+            post.to_csv(tmp / "posterior.csv", index=False, float_format="%.6g")
         plot(runs, tmp / "capex_plans.png")
-        text = summary(args, runs, runtime, command, int(table.quarter.max()))
+        text = summary(args, runs, runtime, command, int(table.quarter.max())) + "\n".join(posterior_lines(args, post))
         (tmp / "summary.md").write_text(text)
     print(text)
     return args.out

@@ -44,17 +44,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from _common import (
+    QUICK_POSTERIOR,
+    add_posterior_options,
     band,
+    draw_interval,
+    fill_posterior_defaults,
     fixed_values,
     main,
     matplotlib_pyplot,
     output_folder,
     parse_run_args,
-    positive_int,
     quantiles,
     ran_on,
     run_arms,
-    seed,
+    run_posterior_arms,
     series,
     terminal_value,
 )
@@ -96,9 +99,7 @@ SHARES = {
 }
 QUICK = {"seeds": 3, "enterprises": 2000, "quarters": 16}  # past harvest_quarter 13, so the harvest arm harvests
 POSTERIOR = {"posterior": 40, "posterior_seeds": 5}  # draws x seeds of the posterior world
-QUICK_POSTERIOR = {"posterior": 2, "posterior_seeds": 1}
 POINT = -1  # the draw label of the calibrated point (every world but the posterior one)
-POSTERIOR_STORE = "store_posterior"
 COLORS = {"share_first": "tab:orange", "share_first_harvest": "tab:red", "margin_discipline": "tab:blue"}
 
 
@@ -127,15 +128,10 @@ def parse_args(argv: list[str] | None = None):
     """Command-line options."""
 
     def extra(parser) -> None:
-        parser.add_argument("--posterior", type=seed, default=None,
-                            help="draws from the shipped posterior for the parameter-uncertainty world (default 40; "
-                            "0: none)")  # fmt: skip
-        parser.add_argument("--posterior-seeds", type=positive_int, default=None, help="seeds per draw (default 5)")
+        add_posterior_options(parser, POSTERIOR["posterior"], POSTERIOR["posterior_seeds"])
 
     args = parse_run_args("margin_pain.py", __doc__, "margin_pain", 100, QUICK, argv, extra)
-    for key, value in (QUICK_POSTERIOR if args.quick else POSTERIOR).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    fill_posterior_defaults(args, QUICK_POSTERIOR, POSTERIOR)
     return args
 
 
@@ -157,18 +153,6 @@ def posterior_draws(args) -> pd.DataFrame:
     shipped = load_posterior()
     table = shipped.draws(args.posterior, seed=args.seed)
     return table[["draw", *(p.name for p in shipped.priors if p.transfers)]]
-
-
-def _posterior_arms(args) -> list[tuple[dict, dict]]:
-    """Arms x draws of the posterior world: each draw's overrides (transferring parameters) under each arm."""
-    from cloudwar.runs.posterior import load_posterior
-
-    draws = load_posterior().overrides(args.posterior, "baseline", seed=args.seed, fixed=fixed_values(args))
-    return [
-        ({"world": "posterior", "arm": arm, "draw": d}, {**draw, **arm_overrides})
-        for d, draw in enumerate(draws)
-        for arm, arm_overrides in ARMS.items()
-    ]
 
 
 def _return_quarter(margins: pd.DataFrame) -> pd.Series:
@@ -258,12 +242,6 @@ def posterior_table(runs: pd.DataFrame, draws: pd.DataFrame) -> pd.DataFrame:
         rows.append(per_draw.reset_index())
     table = pd.concat(rows, ignore_index=True)
     return draws.merge(table, on="draw", how="right")[["arm", *draws.columns, *table.columns.drop(["arm", "draw"])]]
-
-
-def interval(values: pd.Series) -> str:
-    """'median (5-95%: low to high)' across posterior draws."""
-    low, mid, high = np.nanpercentile(values, [5, 50, 95])
-    return f"{mid:+,.1f} ({low:+,.1f} to {high:+,.1f})"
 
 
 def plot_posterior(post: pd.DataFrame, path: Path) -> None:
@@ -409,9 +387,9 @@ def posterior_lines(args, post: pd.DataFrame) -> list[str]:
     for arm in AGGRESSIVE:
         r = post[post.arm == arm]
         lines.append(
-            f"| {arm} | {interval(r.npv_difference_bn)} | {interval(r.value_difference_bn)} "
-            f"| {(r.value_difference_bn > 0).mean():.0%} | {interval(100 * r.volume_share_China_AI_difference)} "
-            f"| {interval(100 * r.margin_last_year_difference)} |"
+            f"| {arm} | {draw_interval(r.npv_difference_bn)} | {draw_interval(r.value_difference_bn)} "
+            f"| {(r.value_difference_bn > 0).mean():.0%} | {draw_interval(r.volume_share_China_AI_difference, 100)} "
+            f"| {draw_interval(r.margin_last_year_difference, 100)} |"
         )
     start = post[post.arm == AGGRESSIVE[0]].share_China_AI_start
     lines += [
@@ -486,8 +464,8 @@ def run(args, command: str) -> Path:
     table = run_arms(args, "margin_pain.py", arms, KEEP, fixed)
     draws = posterior_draws(args) if args.posterior else pd.DataFrame(columns=["draw"])
     if args.posterior:
-        more = run_arms(args, "margin_pain.py", _posterior_arms(args), KEEP, fixed, args.posterior_seeds,
-                        POSTERIOR_STORE)  # fmt: skip
+        arms = [({"world": "posterior", "arm": arm}, overrides) for arm, overrides in ARMS.items()]
+        more = run_posterior_arms(args, "margin_pain.py", arms, KEEP, fixed)
         table = pd.concat([table, more], ignore_index=True)
     runtime = time.perf_counter() - start
     runs = runs_table(table, discount_rate)

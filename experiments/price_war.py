@@ -16,9 +16,14 @@ Usage::
     python experiments/price_war.py                  # 40 seeds x 3 arms, 16 quarters, 10,000 enterprises
     python experiments/price_war.py --quick          # seconds; a smoke test, not a result
 
+Across the posterior (``--posterior K``, default 20, x ``--posterior-seeds S``, default 2): the
+three arms on K parameter sets drawn from the shipped posterior (each start matched), paired by
+draw and seed; the cutter's differences against no_cut per draw in ``posterior.csv``, their
+median and 5-95% across draws in the summary (runs in ``OUT/store_posterior``).
+
 Writes, atomically, into ``--out`` (default ``out/price_war``): ``runs.csv`` (one row per run and
 provider: share, price and margin before and after), ``trajectories.csv`` (median per arm,
-provider, metric and quarter), ``price_war.png`` and ``summary.md``.
+provider, metric and quarter), ``posterior.csv``, ``price_war.png`` and ``summary.md``.
 """
 
 from __future__ import annotations
@@ -30,16 +35,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from _common import (
+    POSTERIOR,
+    QUICK_POSTERIOR,
     Parser,
+    add_posterior_options,
     add_run_options,
     check_out,
+    draw_interval,
+    fill_posterior_defaults,
     fill_run_defaults,
     main,
     matplotlib_pyplot,
     output_folder,
+    per_draw_differences,
     positive_int,
     ran_on,
     run_arms,
+    run_posterior_arms,
     series,
 )
 
@@ -50,6 +62,13 @@ from cloudwar.scenario import load_scenario
 START = load_scenario("baseline").start  # figures' calendar axes: quarter 1 is the baseline's start
 
 QUICK = {"seeds": 3, "enterprises": 2000, "quarters": 8}
+#: The cutter's outcomes compared with no_cut across the posterior: column -> (label, scale, unit).
+POSTERIOR_COLUMNS = {
+    "volume_share_after_1y": ("volume share after 1y", 100, "points"),
+    "customer_share_after_1y": ("customer share after 1y", 100, "points"),
+    "share_after_1y": ("revenue share after 1y", 100, "points"),
+    "margin_after_1y": ("operating margin after 1y", 100, "points"),
+}
 ARMS = ("no_cut", "cut", "cut_rivals_match")
 COLORS = {"no_cut": "tab:gray", "cut": "tab:red", "cut_rivals_match": "tab:purple"}
 
@@ -65,8 +84,10 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--region", default="china", help="region cut, or 'all' (default china)")
     parser.add_argument("--at-quarter", type=positive_int, default=2, help="quarter of the cut (default 2)")
     add_run_options(parser, "price_war", seeds=40, quarters="16")
+    add_posterior_options(parser, POSTERIOR["posterior"], POSTERIOR["posterior_seeds"])
     args = parser.parse_args(argv)
     fill_run_defaults(args, QUICK, {"seeds": 40, "enterprises": 10_000, "quarters": 16})
+    fill_posterior_defaults(args, QUICK_POSTERIOR, POSTERIOR)
     if not 0.0 <= args.cut <= 1.0:
         parser.error(f"--cut must be between 0 and 1, got {args.cut}")
     scenario = load_scenario("baseline")
@@ -237,6 +258,29 @@ def summary(args, runs: pd.DataFrame, rivals: list[str], runtime: float, command
     return "\n".join(lines) + "\n"
 
 
+def posterior_lines(args, post: pd.DataFrame) -> list[str]:
+    """The cutter's paired differences against no_cut across the posterior, as a markdown section."""
+    if post.empty:
+        return []
+    region, product = _market(args)
+    lines = [
+        "",
+        f"## Across the posterior: parameter uncertainty ({args.posterior} draws x {args.posterior_seeds} seeds)",
+        "",
+        f"{args.cutter}'s difference against no_cut, paired by draw and seed, in {product} in {region}: the median "
+        "over draws of each draw's mean over its seeds, and its 5-95% across draws.",
+        "",
+        "| arm | "
+        + " | ".join(f"{label} ({unit})" for label, _, unit in POSTERIOR_COLUMNS.values())
+        + " | draws with a volume gain |",
+        "|---|" + "---|" * (len(POSTERIOR_COLUMNS) + 1),
+    ]
+    for arm, r in post.groupby("arm", sort=False):
+        cells = [draw_interval(r[c], scale) for c, (_, scale, _) in POSTERIOR_COLUMNS.items()]
+        lines.append(f"| {arm} | " + " | ".join(cells) + f" | {(r.volume_share_after_1y > 0).mean():.0%} |")
+    return [*lines, ""]
+
+
 def run(args, command: str) -> Path:
     from cloudwar import load_scenario
 
@@ -244,6 +288,10 @@ def run(args, command: str) -> Path:
     arms = [({"arm": arm}, arm_overrides(args, arm)) for arm in ARMS]
     fixed = {"enterprises": args.enterprises, "quarters": args.quarters}
     table = run_arms(args, "price_war.py", arms, _keep(args), fixed)
+    post = pd.DataFrame()
+    if args.posterior:
+        drawn = runs_table(run_posterior_arms(args, "price_war.py", arms, _keep(args), fixed), args, [args.cutter])
+        post = per_draw_differences(drawn, "arm", "no_cut", list(POSTERIOR_COLUMNS))
     runtime = time.perf_counter() - start
     region, product = _market(args)
     last = table[(table.metric == "revenue_share") & (table.quarter == args.at_quarter - 1)]
@@ -262,8 +310,10 @@ def run(args, command: str) -> Path:
     with output_folder(args.out) as tmp:
         runs.to_csv(tmp / "runs.csv", index=False, float_format="%.6g")
         medians.to_csv(tmp / "trajectories.csv", index=False, float_format="%.6g")
+        if not post.empty:
+            post.to_csv(tmp / "posterior.csv", index=False, float_format="%.6g")
         plot(table, args, rivals, tmp / "price_war.png")
-        text = summary(args, runs, rivals, runtime, command)
+        text = summary(args, runs, rivals, runtime, command) + "\n".join(posterior_lines(args, post))
         (tmp / "summary.md").write_text(text)
     print(text)
     return args.out

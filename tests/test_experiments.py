@@ -19,8 +19,8 @@ SCRIPTS = {
         ["runs.csv", "trajectories.csv", "worlds.csv", "posterior.csv"],
         ["trajectories.png", "npv.png", "worlds.png", "posterior.png"],
     ),
-    "price_war.py": (["runs.csv", "trajectories.csv"], ["price_war.png"]),
-    "capex_plans.py": (["runs.csv", "plans.csv"], ["capex_plans.png"]),
+    "price_war.py": (["runs.csv", "trajectories.csv", "posterior.csv"], ["price_war.png"]),
+    "capex_plans.py": (["runs.csv", "plans.csv", "posterior.csv"], ["capex_plans.png"]),
 }
 
 
@@ -52,8 +52,10 @@ def test_quick_mode_writes_tables_figures_and_summary(quick, name):
     cwd, out, done = quick[name]
     assert done.returncode == 0, done.stderr
     tables, figures = SCRIPTS[name]
-    stores = ["store", "store_posterior"] if name == "margin_pain.py" else ["store"]
-    assert sorted(p.name for p in out.iterdir()) == sorted([*tables, *figures, "summary.md", *stores])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*tables, *figures, "summary.md", "store", "store_posterior"]
+    )
+    assert "Across the posterior: parameter uncertainty" in (out / "summary.md").read_text()
     for table in tables:
         assert len(pd.read_csv(out / table)) > 0
     for figure in figures:
@@ -88,6 +90,32 @@ def test_margin_pain_compares_arms_seed_by_seed(quick):
         diff = paired.loc[(arm, draw)].value_bn - paired.loc[("margin_discipline", draw)].value_bn
         assert row.value_difference_bn == pytest.approx(diff.mean(), abs=2e-3)  # both tables keep 6 digits
     assert "Across the posterior: parameter uncertainty" in (out / "summary.md").read_text()
+
+
+def test_price_war_and_capex_plans_pair_their_arms_by_posterior_draw(quick):
+    """posterior.csv holds, per draw, the mean over its seeds of arm minus reference, from the same-draw runs."""
+    from cloudwar.runs.store import read_sweep
+
+    _, out, done = quick["price_war.py"]
+    assert done.returncode == 0, done.stderr
+    post = pd.read_csv(out / "posterior.csv")
+    assert sorted(post["arm"].unique()) == ["cut", "cut_rivals_match"] and sorted(post["draw"].unique()) == [0, 1]
+    runs, metrics = read_sweep(out / "store_posterior")
+    after = 2 + 4  # the quick run's cut quarter + a year
+    sel = metrics[(metrics.metric == "volume_share") & (metrics.provider == "Alibaba") & (metrics.quarter == after)
+                  & (metrics.region == "china") & (metrics["product"] == "ai")]  # fmt: skip
+    volume = sel.merge(runs[["run", "arm", "draw"]], on="run").set_index(["arm", "draw"])["value"]
+    for _, row in post.iterrows():
+        expected = volume[(row.arm, row.draw)] - volume[("no_cut", row.draw)]
+        assert row.volume_share_after_1y == pytest.approx(expected, abs=2e-6)  # 6 digits kept
+    _, out, done = quick["capex_plans.py"]
+    assert done.returncode == 0, done.stderr
+    post = pd.read_csv(out / "posterior.csv")
+    assert set(post["plan"]) == {"0.5x", "1x", "1.5x"} and set(post["playbook"]) == {
+        "share_first",
+        "share_first_harvest",
+    }
+    assert len(post) == 3 * 2 * 2  # plans x playbooks x draws
 
 
 def test_a_second_run_replaces_the_first(tmp_path):
