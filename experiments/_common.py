@@ -261,10 +261,9 @@ def per_draw_differences(
     return pd.concat(rows, ignore_index=True)
 
 
-def draw_interval(values: Any, scale: float = 1.0, digits: int = 1) -> str:
-    """'median (5-95%: low to high)' across posterior draws, signed."""
-    low, mid, high = np.nanpercentile(np.asarray(values, dtype=float) * scale, [5, 50, 95])
-    return f"{mid:+,.{digits}f} ({low:+,.{digits}f} to {high:+,.{digits}f})"
+def draw_interval(values: Any, scale: float = 1.0) -> str:
+    """'median (5-95%: low to high)' across posterior draws, signed (:func:`quantiles`)."""
+    return quantiles(np.asarray(values, dtype=float) * scale, (5, 95), signed=True)
 
 
 def series(table: pd.DataFrame, metric: str, provider: str, region: str = "all", product: str = "all") -> pd.DataFrame:
@@ -291,10 +290,11 @@ def terminal_value(operating_income_last_year: np.ndarray, discount_rate: float,
     return np.asarray(value(operating_income_last_year, discount_rate, quarters), dtype=float)
 
 
-def quantiles(values: np.ndarray) -> str:
-    """'median (10-90%: low to high)' of an array, for the summaries."""
-    low, mid, high = np.nanpercentile(values, [10, 50, 90])
-    return f"{mid:,.1f} ({low:,.1f} to {high:,.1f})"
+def quantiles(values: np.ndarray, bounds: tuple[float, float] = (10, 90), signed: bool = False) -> str:
+    """'median (10-90%: low to high)' of an array (other ``bounds``; ``signed``: with + signs), for the summaries."""
+    low, mid, high = np.nanpercentile(values, [bounds[0], 50, bounds[1]])
+    sign = "+" if signed else ""
+    return f"{mid:{sign},.1f} ({low:{sign},.1f} to {high:{sign},.1f})"
 
 
 def figure_path(folder: Path, name: str) -> Path:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from cloudwar.cli.common import RUN_OPTIONS, interrupted, parse_sets, positive_int, seed_int
 from cloudwar.cli.sweep import add_executor_arguments, show_progress
-from cloudwar.errors import UsageError
 
 
 def fraction(text: str) -> float:
@@ -38,8 +37,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from cloudwar.runs.posterior import GENERATIONS, Settings, calibrate
 
     out = Path(args.out)
-    if args.keep <= 0.0:
-        raise UsageError("keep must be above 0 (the fraction of particles kept)", param="keep")
     settings = Settings(
         scenario=args.scenario,
         fixed=parse_sets(args.set),

@@ -752,6 +752,7 @@ def calibrate(
     from cloudwar.runs.runner import run_design
     from cloudwar.runs.store import read_sweep
     from cloudwar.scenario import parse_scenario
+    from cloudwar.scenario.schema import scenario_to_dict
 
     settings = settings or Settings()
     out = Path(out)
@@ -760,7 +761,7 @@ def calibrate(
     history = read_history()
     base = plan_design(settings.scenario, fixed=settings.fixed, metrics=metric_triples(calibration_series()))
     scenario = parse_scenario(base.scenario)
-    full = full_scenario(base.scenario)
+    full = scenario_to_dict(scenario)
     targets_ = targets(scenario.start, scenario.quarters, history)
     identity = settings.identity(base.scenario, targets_)
     _open_folder(out, identity)
@@ -768,7 +769,6 @@ def calibrate(
     own = executor is None
     if own:
         executor = make_executor(workers, scheduler, connect_timeout)
-    ran = [0]
 
     def simulate(z: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
         values = np.column_stack([p.value(z[:, i]) for i, p in enumerate(priors)])
@@ -787,9 +787,7 @@ def calibrate(
         )
         design = ParticleDesign(**{f: getattr(design, f) for f in Design.__dataclass_fields__})
         folder = out / RUNS / f"gen_{t:03d}"
-        report = run_design(design, folder, executor=executor, progress=progress,
-                            description=f"generation {t}")  # fmt: skip
-        ran[0] += report.ran
+        run_design(design, folder, executor=executor, progress=progress, description=f"generation {t}")
         _, metrics = read_sweep(folder)
         stats = model_values(metrics, len(z), scenario, targets_, history)
         return distance(stats, targets_), stats
@@ -818,7 +816,9 @@ def _check_settings(s: Settings) -> None:
     if isinstance(s.population, bool) or not isinstance(s.population, int) or s.population < 4:
         raise SweepError(f"population must be a whole number of at least 4, got {s.population}", param="population")
     if not 0.0 < s.keep < 1.0:
-        raise SweepError(f"keep must be between 0 and 1 (the fraction kept), got {s.keep}", param="keep")
+        raise SweepError(
+            f"keep must be above 0 and below 1 (the fraction of particles kept), got {s.keep}", param="keep"
+        )
     if not 0.0 <= s.min_acceptance < 1.0:
         raise SweepError(f"min-acceptance must be in [0, 1), got {s.min_acceptance}", param="min_acceptance")
     if isinstance(s.generations, bool) or not isinstance(s.generations, int) or s.generations < 1:
