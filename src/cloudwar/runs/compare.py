@@ -111,14 +111,16 @@ def plan_arms(
         raise SweepError(f"arms: the name {twice[0]!r} is given twice (every arm needs its own name)", param="arms")
     if isinstance(posterior, bool) or not isinstance(posterior, int) or posterior < 0:
         raise SweepError(f"posterior must be a whole number of draws >= 0, got {posterior}", param="posterior")
+    if posterior:
+        from cloudwar.runs.posterior import load_posterior
+
+        shipped = load_posterior()
     designs = []
     for arm in arms:
         own = {**(fixed or {}), **arm.overrides}
         try:
             if posterior:
-                from cloudwar.runs.posterior import load_posterior
-
-                draws = load_posterior().overrides(posterior, arm.scenario, seed=seed, fixed=own, exclude=set(own))
+                draws = shipped.overrides(posterior, arm.scenario, seed=seed, fixed=own, exclude=set(own))
                 labels, points = ("arm", "draw"), [(arm.name, d) for d in range(posterior)]
                 overrides = [{**draw, **own} for draw in draws]
             else:
@@ -137,7 +139,7 @@ def plan_arms(
                         "scenario": str(arm.scenario),
                         "overrides": arm.overrides,
                         "posterior": posterior,
-                    },  # fmt: skip
+                    },
                 )
             )
         except SweepError as err:
